@@ -1,0 +1,102 @@
+"""Per-site PCA of the residual stream, and the inputs a model's first decoder layer receives.
+
+Sites are numbered along depth: 0 = after the embeddings, 2i+1 = after layer i's attention block,
+2i+2 = after layer i's MLP block (2L+1 sites for L layers). A site's basis is the eigenvector matrix of the
+uncentred second moment H = sum_t x_t^T x_t of its residual on calibration text, in descending eigenvalue order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from einops import rearrange
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from .adapters import Adapter
+
+
+def n_sites(n_layers: int) -> int:
+    return 2 * n_layers + 1
+
+
+def site_name(site: int) -> str:
+    """Human/TransformerLens-style name of a site: embed, blocks.{i}.hook_resid_mid, blocks.{i}.hook_resid_post."""
+    if site == 0:
+        return "embed"
+    layer, kind = divmod(site - 1, 2)
+    return f"blocks.{layer}.hook_resid_{'mid' if kind == 0 else 'post'}"
+
+
+def second_moment(
+    x: Float[Tensor, "batch pos d"], mask: Bool[Tensor, "batch pos"] | None = None
+) -> Float[Tensor, "d d"]:
+    """Uncentred second moment X^T X in float64, pad positions (mask False) left out."""
+    x = x.double()
+    if mask is not None:
+        x = x * mask[..., None].to(x)
+    flat = rearrange(x, "b p d -> (b p) d")
+    return flat.T @ flat
+
+
+@dataclass
+class SitePCA:
+    """Eigen-decomposition of one site's second moment: eigenvalues (descending, undamped) and eigenvectors."""
+
+    eigvals: Float[Tensor, "d"]
+    vectors: Float[Tensor, "d d"]
+
+    def basis(self, dim: int, rotation: Float[Tensor, "k k"] | None = None) -> Float[Tensor, "d k"]:
+        """The first `dim` eigenvectors (optionally turned by a rotation inside the kept subspace)."""
+        b = self.vectors[:, :dim]
+        return b if rotation is None else b @ rotation.to(b)
+
+    def retained_energy(self) -> Float[Tensor, "d"]:
+        """Fraction of the second moment's trace kept at every width 1..D."""
+        lam = self.eigvals.clamp_min(0)
+        return lam.cumsum(0) / lam.sum()
+
+
+def pca(h: Float[Tensor, "d d"], damp: float = 0.01) -> SitePCA:
+    """Eigenbasis of H + damp * mean(diag H) * I (float64), eigenvalues reported without the damping."""
+    h = h.double()
+    shift = damp * torch.diagonal(h).mean()
+    vals, vecs = torch.linalg.eigh(h + shift * torch.eye(h.shape[0], dtype=h.dtype, device=h.device))
+    return SitePCA(eigvals=(vals - shift).flip(0).cpu(), vectors=vecs.flip(1).cpu())
+
+
+def random_rotation(dim: int, seed: int) -> Float[Tensor, "k k"]:
+    """A seeded random orthogonal matrix (QR of a Gaussian, signs fixed so it is Haar-distributed)."""
+    g = torch.Generator().manual_seed(seed)
+    q, r = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+class _Caught(Exception):
+    pass
+
+
+@torch.no_grad()
+def layer0_inputs(
+    model: nn.Module, adapter: Adapter, input_ids: Int[Tensor, "batch pos"]
+) -> tuple[Float[Tensor, "batch pos d_model"], dict]:
+    """Run the model up to its first decoder layer: the embeddings and the keyword arguments every layer gets
+    (rotary position embeddings, causal mask, ...), so layers can be replayed one at a time."""
+    first = model.get_submodule(adapter.layers)[0]
+    caught: dict = {}
+
+    def grab(module, args, kwargs):
+        caught["hidden"] = args[0] if args else kwargs.pop("hidden_states")
+        caught["kwargs"] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+        raise _Caught
+
+    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        model(input_ids=input_ids, use_cache=False)
+    except _Caught:
+        pass
+    finally:
+        handle.remove()
+    return caught["hidden"], caught["kwargs"]
