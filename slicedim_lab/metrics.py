@@ -1,0 +1,129 @@
+"""Measured next-token metrics of any causal LM returning `.logits`: perplexity, top-1 accuracy, token loss.
+
+Every window of n tokens predicts its tokens 1..n-1 from their prefixes; all predicted tokens of all
+windows count equally. Logits are reduced to per-token cross-entropy and a top-1 hit inside the batch that
+produced them, so full-vocabulary logits never exist for more than one batch at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from slicedim_lab.errors import UsageError
+
+
+@dataclass
+class EvalResult:
+    """Perplexity exp(nll), top-1 accuracy and mean next-token cross-entropy `nll` (nats) over `tokens`
+    predicted tokens (= windows · (seqlen − 1)); `seconds` is the wall time of the measurement."""
+
+    ppl: float
+    accuracy: float
+    nll: float
+    tokens: int
+    windows: int
+    seqlen: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a parameterless module)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def _check_windows(windows: Tensor, batch_size: int) -> None:
+    if windows.ndim != 2 or windows.shape[1] < 2 or windows.shape[0] < 1:
+        raise UsageError(f"windows must be a non-empty [n, seqlen>=2] id tensor, got {tuple(windows.shape)}")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be at least 1, got {batch_size}")
+
+
+def batch_token_stats(
+    model: torch.nn.Module,
+    windows: Int[Tensor, "n seq"],
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str = "eval",
+) -> Iterator[tuple[Float[Tensor, "b seq_1"], Bool[Tensor, "b seq_1"]]]:
+    """Yield, batch by batch, the next-token cross-entropy and top-1 hit of every predicted token.
+
+    The one forward loop shared by `evaluate` and `token_losses`: no grad, no KV cache, logits dropped
+    before the next batch runs. Losses are float32 (float64 for a float64 model; half-precision logits are
+    upcast first) and stay on the model's device.
+    """
+    _check_windows(windows, batch_size)
+    dev = torch.device(device) if device is not None else model_device(model)
+    n = windows.shape[0]
+    with torch.no_grad(), tqdm(total=n, desc=desc, unit="win", disable=not progress, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            ids = windows[start : start + batch_size].to(dev)
+            logits = model(input_ids=ids, use_cache=False).logits  # [b, seq, vocab]
+            labels = torch.roll(ids, -1, dims=1)
+            labels[:, -1] = -100  # the last position predicts nothing inside the window
+            flat = rearrange(logits, "b s v -> (b s) v")
+            ce = F.cross_entropy(
+                flat if flat.dtype in (torch.float32, torch.float64) else flat.float(),
+                rearrange(labels, "b s -> (b s)"),
+                ignore_index=-100,
+                reduction="none",
+            )
+            ce = rearrange(ce, "(b s) -> b s", b=ids.shape[0])[:, :-1]
+            hit = logits[:, :-1].argmax(dim=-1) == ids[:, 1:]
+            del logits
+            yield ce, hit
+            bar.update(ids.shape[0])
+
+
+def evaluate(
+    model: torch.nn.Module,
+    windows: Int[Tensor, "n seq"],
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Perplexity and top-1 accuracy of `model` on `windows` (sums accumulated in float64)."""
+    t0 = time.perf_counter()
+    nll_sum = 0.0
+    hits = 0
+    count = 0
+    for ce, hit in batch_token_stats(model, windows, batch_size, device, progress):
+        nll_sum += ce.double().sum().item()
+        hits += int(hit.sum().item())
+        count += ce.numel()
+    nll = nll_sum / count
+    return EvalResult(
+        ppl=math.exp(nll),
+        accuracy=hits / count,
+        nll=nll,
+        tokens=count,
+        windows=int(windows.shape[0]),
+        seqlen=int(windows.shape[1]),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def token_losses(
+    model: torch.nn.Module,
+    windows: Int[Tensor, "n seq"],
+    batch_size: int = 4,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> Float[Tensor, "n seq_1"]:
+    """Per-token next-token cross-entropy (nats, on CPU): entry [i, t] is the loss of predicting token t+1
+    of window i. float32, or float64 for a float64 model."""
+    stats = batch_token_stats(model, windows, batch_size, device, progress, desc="losses")
+    return torch.cat([ce.cpu() for ce, _ in stats], dim=0)

