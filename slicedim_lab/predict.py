@@ -1,0 +1,288 @@
+"""Predict a sliced model's perplexity and accuracy WITHOUT running any sliced or projected model.
+
+Predictors (inputs: the dense model's measured metrics, and for `fisher*` dense forward/backward passes over
+CALIBRATION windows; see docs/predictors.md for the measured errors):
+
+- `paper`: the relations read from Xu et al. (arXiv 2503.04377): ln PPL(d') = (D/d') ln PPL_0, and — our
+  reading of "ln(acc/acc_0) ∝ 1 − s" that is consistent with s = 0 and with the perplexity law —
+  acc(d') = acc_0^(D/d'), applied alike to next-token and multiple-choice accuracy. Cost: nothing.
+- `fisher`: the Fisher-increment estimate. Each site s is charged only for the perturbation it newly adds,
+  δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}) (x_s the dense residual, P_s the projector on the top-d' dense
+  PCA directions of site s, x_{−1} = 0), weighted by the Gauss-Newton curvature through the gradient g_{s,t}
+  of the loss with labels SAMPLED from the model's own softmax:
+  ΔL(d') = Σ_s ½ mean_t (g_{s,t}·δ_{s,t})²,  PPL(d') = PPL_0 · exp(ΔL(d')).
+- `fisher_cross`: keeps the cross-site terms at each position, ΔL = ½ mean_t (Σ_s g_{s,t}·δ_{s,t})².
+- `fisher_full`: keeps all cross terms (sites and positions) of the linearised perturbation:
+  ΔL = ½ (1/T) Σ_windows (Σ_{s,t} g_{s,t}·δ_{s,t})². With one sampled label per position this is an unbiased
+  estimate of the Gauss-Newton quadratic form ½ E_t[Δz_tᵀ F_t Δz_t] of the linearised logit change (the
+  sampled-label gradients of different positions are independent and have mean zero); `fisher_cross`
+  drops the cross-position terms, which do not vanish in expectation (a perturbation at position t also
+  moves the logits of later positions).
+  Accuracy for the fisher predictors is the paper's coupling applied to our perplexity:
+  acc(d') = acc_0^(ln PPL(d') / ln PPL_0) (same for multiple-choice accuracy).
+  Cost: one dense forward over the calibration windows (PCA), one dense forward+backward per gradient
+  window, and O(T·D²) matrix products per site; afterwards ΔL at EVERY d' = 0..D is a table lookup.
+
+Making it d'-independent. In site s's eigenbasis V_s (c = V_sᵀg, p_s = V_sᵀx_s, z = p_{s−1},
+M = V_sᵀV_{s−1}), with the kept set {k < d'} and 0-based indices,
+  g·δ_s(d') = −Σ_{k≥d'} r_k,   r = c ⊙ (p_s − triu(M) z) − z ⊙ (tril(M, −1)ᵀ c),
+an exact identity (the cross-basis staircase sum Σ_{k≥d'} Σ_{j<d'} c_k M_kj z_j telescopes into the
+strictly-triangular products), so one suffix sum over r gives g·δ_s at all d' at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .adapters import adapter_for
+from .calibrate import SitePCA, pca, second_moment
+from .errors import UsageError
+from .sites import run_sites
+
+FISHER_KINDS = ("fisher", "fisher_cross", "fisher_full")
+PREDICTORS = ("paper", *FISHER_KINDS)
+
+
+# ----------------------------------------------------------------------------- the paper's relations
+
+
+def paper_ppl(ppl0: float, hidden: int, dim: int) -> float:
+    """ln PPL(d') = (D/d') · ln PPL_0."""
+    return math.exp(hidden / dim * math.log(ppl0))
+
+
+def paper_acc(acc0: float, hidden: int, dim: int) -> float:
+    """acc(d') = acc_0^(D/d') — our reading of the paper's "ln(acc/acc_0) ∝ 1 − s" (exact at s = 0)."""
+    return acc0 ** (hidden / dim)
+
+
+def coupled_acc(acc0: float, ppl0: float, ppl: float) -> float:
+    """The paper's accuracy–perplexity coupling applied to any predicted PPL: acc_0^(ln PPL / ln PPL_0)."""
+    return acc0 ** (math.log(ppl) / math.log(ppl0))
+
+
+# ----------------------------------------------------------------------------- dense metrics
+
+
+@dataclass
+class DenseMetrics:
+    """What the predictors know of the dense model: its measured eval PPL and top-1 accuracy, its
+    multiple-choice accuracy (None if not measured), the width D, and its loss on the calibration windows."""
+
+    ppl: float
+    acc: float
+    hidden: int
+    mc_acc: float | None = None
+    cal_nll: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- Fisher tables
+
+
+@dataclass
+class FisherTables:
+    """d'-independent statistics of the Fisher-increment predictors; `delta_loss(d, kind)` for any d in 0..D.
+
+    `diag[s, d]`: Σ_tokens (g_s·δ_s(d))²; `cross[w, d]`: Σ_tokens (Σ_s g_s·δ_s(d))² of window w;
+    `full[w, d]`: (Σ_{tokens,s} g_s·δ_s(d))² of window w; `tokens`: predicted tokens over all windows.
+    `energy[s, d]`: retained energy of site s's dense PCA at width d (index 0 = nothing kept).
+    """
+
+    hidden: int
+    diag: Float[Tensor, "sites d1"]
+    cross: Float[Tensor, "windows d1"]
+    full: Float[Tensor, "windows d1"]
+    tokens: int
+    energy: Float[Tensor, "sites d1"]
+    cal_nll: float
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def delta_loss(self, dim: int, kind: str = "fisher") -> float:
+        """Predicted increase of the mean next-token loss (nats) when every site keeps `dim` directions."""
+        if not 1 <= dim <= self.hidden:
+            raise UsageError(f"kept width must be in [1, {self.hidden}], got {dim}")
+        if kind == "fisher":
+            return 0.5 * self.diag[:, dim].sum().item() / self.tokens
+        if kind == "fisher_cross":
+            return 0.5 * self.cross[:, dim].sum().item() / self.tokens
+        if kind == "fisher_full":
+            return 0.5 * self.full[:, dim].sum().item() / self.tokens
+        raise UsageError(f"unknown Fisher predictor {kind!r}; choose one of: {', '.join(FISHER_KINDS)}")
+
+    def delta_loss_stderr(self, dim: int, kind: str = "fisher") -> float:
+        """Standard error of `delta_loss` across gradient windows (sampling noise of the windows and labels);
+        `fisher` has no per-window split stored and uses `fisher_cross`'s relative error."""
+        per = {"fisher_cross": self.cross, "fisher_full": self.full, "fisher": self.cross}[kind]
+        per = per[:, dim].double()
+        n = per.shape[0]
+        if n < 2 or per.mean() == 0:
+            return float("nan")
+        rel = per.std().item() / math.sqrt(n) / per.mean().item()
+        return rel * self.delta_loss(dim, kind)
+
+    def save(self, path: str | Path) -> None:
+        torch.save({k: v for k, v in asdict(self).items()}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FisherTables:
+        return cls(**torch.load(path, weights_only=False))
+
+
+def _site_tables(
+    xs: list[Float[Tensor, "n d"]],
+    gs: list[Float[Tensor, "n d"]],
+    vecs: list[Float[Tensor, "d d"]],
+    tri: list[tuple[Tensor, Tensor] | None],
+    n_sites_charged: int,
+) -> tuple[Float[Tensor, "sites d1"], Float[Tensor, "n d1"]]:
+    """g·δ_s(d) for every site and d = 0..D over n tokens: returns Σ_tokens (g·δ_s)² per site, and
+    Q[t, d] = Σ_s g_{s,t}·δ_{s,t}(d)."""
+    n, D = xs[0].shape
+    diag = torch.zeros(len(xs), D + 1, dtype=torch.float64)
+    Q = torch.zeros(n, D + 1, dtype=torch.float64)
+    z = None
+    for s in range(n_sites_charged):
+        V = vecs[s]
+        p = xs[s] @ V
+        c = gs[s] @ V
+        if z is None:
+            r = c * p
+        else:
+            upper, strict_lower = tri[s]
+            r = c * (p - z @ upper.T) - z * (c @ strict_lower)
+        # suffix sums: q[:, d] = -sum_{k >= d} r[:, k], q[:, D] = 0
+        q = torch.zeros(n, D + 1, dtype=torch.float64)
+        q[:, :D] = -r.double().flip(1).cumsum(1).flip(1)
+        diag[s] = q.square().sum(0)
+        Q += q
+        z = p
+    return diag, Q
+
+
+def fisher_tables(
+    model: nn.Module,
+    cal_ids: Int[Tensor, "n pos"],
+    grad_windows: int | None = None,
+    *,
+    slice_head: bool = False,
+    seed: int = 0,
+    batch_size: int = 2,
+    pcas: list[SitePCA] | None = None,
+    progress: bool = True,
+) -> FisherTables:
+    """Dense-only statistics for the Fisher-increment predictors.
+
+    1. dense PCA of every site on all `cal_ids` (skipped if `pcas` is given) and the dense calibration loss;
+    2. on the first `grad_windows` calibration windows: one forward+backward with labels sampled (seeded)
+       from the model's own softmax; gradients and activations are reduced window by window into tables
+       over d' = 0..D, so memory does not grow with the number of windows.
+    With `slice_head=False` the last site keeps full width (as `slicing.site_dims` does) and is not charged.
+    """
+    t0 = time.perf_counter()
+    adapter = adapter_for(model)
+    dev = next(model.parameters()).device
+    n_grad = cal_ids.shape[0] if grad_windows is None else min(grad_windows, cal_ids.shape[0])
+    if n_grad < 1:
+        raise UsageError("need at least one gradient window")
+    cal_nll, count = 0.0, 0
+    moments: list[Tensor] | None = None
+    with torch.no_grad():
+        for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
+            ids = ids.to(dev)
+            sites, logits = run_sites(model, ids, adapter, logits=True)
+            cal_nll += F.cross_entropy(rearrange(logits[:, :-1].float(), "b p v -> (b p) v"),
+                                       rearrange(ids[:, 1:], "b p -> (b p)"), reduction="sum").item()
+            count += ids[:, 1:].numel()
+            if pcas is None:
+                ms = [second_moment(x) for x in sites]
+                moments = ms if moments is None else [a + b for a, b in zip(moments, ms)]
+            del sites, logits
+    pcas = pcas if pcas is not None else [pca(m) for m in moments]
+    D = pcas[0].vectors.shape[0]
+    n_s = len(pcas)
+    vecs = [p.vectors.float() for p in pcas]
+    tri: list[tuple[Tensor, Tensor] | None] = [None]
+    for s in range(1, n_s):
+        M = vecs[s].T @ vecs[s - 1]
+        tri.append((torch.triu(M), torch.tril(M, -1)))
+    charged = n_s if slice_head else n_s - 1
+
+    gen = torch.Generator().manual_seed(seed)
+    diag = torch.zeros(n_s, D + 1, dtype=torch.float64)
+    cross, full, tokens = [], [], 0
+    for ids in tqdm(torch.split(cal_ids[:n_grad], batch_size), desc="Fisher gradients", disable=not progress):
+        ids = ids.to(dev)
+        sites, logits = run_sites(model, ids, adapter, keep_grad=True)
+        lg = logits[:, :-1].float()
+        with torch.no_grad():
+            probs = rearrange(lg.softmax(-1), "b p v -> (b p) v").cpu().double()
+            labels = torch.multinomial(probs, 1, generator=gen)[:, 0].to(dev)
+        F.cross_entropy(rearrange(lg, "b p v -> (b p) v"), labels, reduction="sum").backward()
+        b, p = ids.shape
+        xs = [rearrange(x.detach().float().cpu(), "b p d -> (b p) d") for x in sites]
+        gs = [rearrange(x.grad.float().cpu(), "b p d -> (b p) d") if x.grad is not None
+              else torch.zeros(b * p, D) for x in sites]
+        del sites, logits, lg
+        with torch.no_grad():
+            d_s, Q = _site_tables(xs, gs, vecs, tri, charged)
+        diag += d_s
+        Q = rearrange(Q, "(b p) d -> b p d", b=b)
+        cross.append(Q.square().sum(1))
+        full.append(Q.sum(1).square())
+        tokens += b * (p - 1)
+    energy = torch.stack([torch.cat([torch.zeros(1, dtype=torch.float64), p.retained_energy().double()])
+                          for p in pcas])
+    settings = {"cal_windows": int(cal_ids.shape[0]), "cal_seqlen": int(cal_ids.shape[1]),
+                "grad_windows": n_grad, "slice_head": slice_head, "seed": seed}
+    return FisherTables(hidden=D, diag=diag, cross=torch.cat(cross), full=torch.cat(full), tokens=tokens,
+                        energy=energy, cal_nll=cal_nll / count, settings=settings,
+                        seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+def predict_point(dense: DenseMetrics, dim: int, tables: FisherTables | None = None) -> dict[str, float]:
+    """All predictions at one kept width: `ppl_pred_<p>`, `acc_pred_<p>`, `mc_acc_pred_<p>` (if the dense
+    multiple-choice accuracy is known) and, for the Fisher predictors, `dloss_pred_<p>` in nats."""
+    D = dense.hidden
+    if not 1 <= dim <= D:
+        raise UsageError(f"kept width must be in [1, {D}], got {dim}")
+    out: dict[str, float] = {
+        "ppl_pred_paper": paper_ppl(dense.ppl, D, dim),
+        "acc_pred_paper": paper_acc(dense.acc, D, dim),
+    }
+    if dense.mc_acc is not None:
+        out["mc_acc_pred_paper"] = paper_acc(dense.mc_acc, D, dim)
+    if tables is not None:
+        if tables.hidden != D:
+            raise UsageError(f"Fisher tables are for width {tables.hidden}, the model has {D}")
+        for kind in FISHER_KINDS:
+            dl = tables.delta_loss(dim, kind)
+            ppl = dense.ppl * math.exp(dl)
+            out[f"dloss_pred_{kind}"] = dl
+            out[f"ppl_pred_{kind}"] = ppl
+            out[f"acc_pred_{kind}"] = coupled_acc(dense.acc, dense.ppl, ppl)
+            if dense.mc_acc is not None:
+                out[f"mc_acc_pred_{kind}"] = coupled_acc(dense.mc_acc, dense.ppl, ppl)
+    return out
+
+
+def predict(dense: DenseMetrics, dims: list[int], tables: FisherTables | None = None) -> list[dict]:
+    """`predict_point` for every width, each row starting with `dim` and `sparsity` = 1 − d'/D."""
+    return [{"dim": d, "sparsity": 1 - d / dense.hidden, **predict_point(dense, d, tables)} for d in dims]
