@@ -1,0 +1,125 @@
+"""A TransformerLens 4.x `TransformerBridge` over a transformers model the package loaded, and its hook names.
+
+TransformerLens 4 has no `HookedTransformer`; its `TransformerBridge` wraps the HF modules in place and gives
+them HookedTransformer-style hook names. Found empirically (transformer-lens 4.3, transformers 5.x) for Llama,
+Mistral, Qwen2 and Phi-3 (all four boot; 148-151 hook points for 3 layers):
+
+- `hook_embed` (alias of `embed.hook_out`): the embedding output, before block 0.
+- `blocks.{i}.hook_resid_pre` (= `blocks.{i}.hook_in`): the residual entering block i.
+- `blocks.{i}.hook_attn_out` (= `attn.hook_out`) and `blocks.{i}.hook_mlp_out` (= `mlp.hook_out`): what the
+  attention / MLP block adds to the residual. Writing these changes the residual stream.
+- `blocks.{i}.hook_resid_mid` (= `ln2.hook_in`): the input of the pre-MLP norm. Its VALUE is the residual
+  after attention, but a value WRITTEN there reaches the MLP only, not the skip connection (HF decoder layers
+  keep their own reference to the residual). Read it; never write it.
+- `blocks.{i}.hook_resid_post` (= `blocks.{i}.hook_out`): the residual leaving block i.
+- `ln_final.hook_in`, `ln_final.hook_normalized`, `ln_final.hook_out`, `unembed.hook_in`, `unembed.hook_out`
+  (= `hook_unembed`, the logits); readers/writers: `blocks.{i}.attn.{q,k,v,o}.hook_{in,out}`,
+  `blocks.{i}.mlp.{gate,in,out}.hook_{in,out}` (Phi-3's fused qkv/gate_up maps are split into the same names).
+
+Traps handled here: the bridge rewires the model it is given (wraps submodules, forces eager attention), so
+by default it gets a deep copy; an in-memory tokenizer that has a BOS token crashes booting (TransformerLens
+reloads it from `name_or_path`), so it is saved to a temporary folder and reloaded from there during the boot.
+The bridge's tokenizer then has `add_bos_token=True`: it prepends BOS to *strings*; the functions of this
+package always pass token ids, which are used as given.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import tempfile
+import warnings
+
+import torch.nn as nn
+
+from .adapters import adapter_for
+from .calibrate import n_sites
+from .errors import UsageError
+
+SITE_KINDS = ("embed", "attn", "mlp")
+BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
+               "attn.o.hook_in", "attn.o.hook_out", "mlp.out.hook_in", "mlp.out.hook_out")
+
+
+def site_hook(site: int) -> str:
+    """The bridge hook whose value is the residual at a site (0 = after the embeddings, 2i+1 = after layer i's
+    attention block, 2i+2 = after its MLP block). Read-only use: see the module docstring for resid_mid."""
+    if site == 0:
+        return "blocks.0.hook_resid_pre"
+    layer, kind = divmod(site - 1, 2)
+    return f"blocks.{layer}.hook_resid_{'mid' if kind == 0 else 'post'}"
+
+
+def site_layer_kind(site: int) -> tuple[int, str]:
+    """(layer, kind) of a site: (-1, "embed") for site 0, (i, "attn") for 2i+1, (i, "mlp") for 2i+2."""
+    if site == 0:
+        return -1, "embed"
+    layer, k = divmod(site - 1, 2)
+    return layer, "attn" if k == 0 else "mlp"
+
+
+def write_hook(site: int) -> str:
+    """The bridge hook whose output is ADDED to the residual to form a site (the embedding for site 0)."""
+    if site == 0:
+        return "hook_embed"
+    layer, kind = divmod(site - 1, 2)
+    return f"blocks.{layer}.hook_{'attn' if kind == 0 else 'mlp'}_out"
+
+
+def required_hooks(n_layers: int) -> list[str]:
+    """Every hook name the emulation and the flow metrics use."""
+    names = ["hook_embed", "ln_final.hook_in", "unembed.hook_out"]
+    for i in range(n_layers):
+        names += [f"blocks.{i}.{h}" for h in BLOCK_HOOKS]
+    return names
+
+
+def hook_report(bridge) -> dict[str, bool]:
+    """Which of the hook names this package relies on the booted bridge provides (aliases included)."""
+    known = set(bridge.hook_dict)
+    return {name: name in known for name in required_hooks(bridge.cfg.n_layers)}
+
+
+def check_hooks(bridge) -> None:
+    """One-line UsageError naming the missing hooks, if any."""
+    missing = [n for n, ok in hook_report(bridge).items() if not ok]
+    if missing:
+        raise UsageError(f"TransformerLens bridge for {bridge.cfg.architecture} lacks hooks "
+                         f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+
+
+def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
+    """Boot a `TransformerBridge` over an in-memory transformers model (eval mode, no gradients on weights).
+
+    `copy=False` saves memory but hands `model` itself to the bridge, which rewires it (submodules wrapped,
+    eager attention). A failure to boot is a one-line UsageError naming the architecture; the hooks this
+    package needs are checked right away."""
+    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+
+    adapter = adapter_for(model)
+    target = _copy.deepcopy(model) if copy else model
+    target.eval()
+    for p in target.parameters():
+        p.requires_grad_(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if tokenizer is None:
+                bridge = build_bridge_from_module(target, adapter.tl_architecture, hf_config=target.config)
+            else:
+                with tempfile.TemporaryDirectory(prefix="slicedim-tok-") as folder:
+                    from transformers import AutoTokenizer
+
+                    tokenizer.save_pretrained(folder)
+                    tok = AutoTokenizer.from_pretrained(folder)
+                    bridge = build_bridge_from_module(target, adapter.tl_architecture,
+                                                      hf_config=target.config, tokenizer=tok)
+    except Exception as e:  # any boot failure is reported as one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"TransformerLens cannot boot {adapter.tl_architecture}: "
+                         f"{type(e).__name__}: {first}") from e
+    bridge.eval()
+    check_hooks(bridge)
+    if bridge.cfg.n_layers * 2 + 1 != n_sites(model.config.num_hidden_layers):
+        raise UsageError(f"bridge sees {bridge.cfg.n_layers} layers, "
+                         f"the model has {model.config.num_hidden_layers}")
+    return bridge

@@ -1,0 +1,204 @@
+"""Exact emulation of a sliced model with hooks on the dense model's TransformerLens bridge.
+
+A SliceGPT-sliced model computes the dense function with the residual stream projected by P_s = B_s B_s^T at
+every write site s (after the embeddings, after each attention block, after each MLP block), because its
+weightless norms keep dividing by the original width D. With hooks that is:
+
+    hook_embed                 x        -> P_0 x
+    blocks.i.hook_attn_out     a        -> P_{2i+1}(x_pre + a) - x_pre      (x_pre: blocks.i.hook_resid_pre)
+    blocks.i.hook_mlp_out      m        -> P_{2i+2}(x_mid + m) - x_mid      (x_mid: blocks.i.hook_resid_mid)
+
+The block outputs are rewritten (not `hook_resid_mid`, which does not reach the skip path). What each
+projection removes, e_s = P_s y_s - y_s (y_s the residual before the projection), is the site's *write*;
+injecting exactly those writes additively into the dense model (`injection_hooks`) reproduces the sliced run,
+which is what the prediction decomposition in `flow.py` differentiates.
+
+Bases come in two kinds: `interleaved` (SliceGPT's calibration, one run of `slice_model` per d') and `dense`
+(the top-d_s eigenvectors of the dense model's per-site PCA: one `dense_pcas` pass serves every d').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn as nn
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from .bridge import site_hook, write_hook
+from .calibrate import SitePCA, n_sites
+from .errors import UsageError
+
+Basis = Float[Tensor, "d_model d_site"]
+Hook = tuple[str, Callable]
+BASIS_KINDS = ("dense", "interleaved")
+
+
+# ----------------------------------------------------------------------------- bases
+
+
+def dense_bases(pcas: Sequence[SitePCA], dims: Sequence[int]) -> list[Basis]:
+    """Top-d_s eigenvectors of every site's dense PCA (identity at full-width sites, so d_s = D is exact)."""
+    if len(pcas) != len(dims):
+        raise UsageError(f"{len(pcas)} site PCAs but {len(dims)} site widths")
+    out = []
+    for p, d in zip(pcas, dims):
+        D = p.vectors.shape[0]
+        out.append(torch.eye(D, dtype=torch.float64) if d == D else p.basis(d).double())
+    return out
+
+
+def bases_for(
+    kind: str,
+    dims: Sequence[int],
+    *,
+    model: nn.Module | None = None,
+    cal_ids: Int[Tensor, "n pos"] | None = None,
+    pcas: Sequence[SitePCA] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[Basis]:
+    """Per-site bases (D x d_s float64) for site widths `dims` (see `slicing.site_dims`).
+
+    dense: from `pcas` (the output of `sites.dense_pcas`), or computed from `model` + `cal_ids`;
+    interleaved: SliceGPT's interleaved calibration of `model` on `cal_ids` (a full `slice_model` run)."""
+    if kind not in BASIS_KINDS:
+        raise UsageError(f"basis must be one of {', '.join(BASIS_KINDS)}, got {kind!r}")
+    if kind == "dense":
+        if pcas is None:
+            if model is None or cal_ids is None:
+                raise UsageError("dense bases need pcas, or a model and calibration windows")
+            from .sites import dense_pcas
+
+            pcas = dense_pcas(model, cal_ids, batch_size=batch_size, progress=progress)
+        return dense_bases(pcas, dims)
+    if model is None or cal_ids is None:
+        raise UsageError("interleaved bases need a model and calibration windows")
+    from .slicing import slice_model
+
+    return slice_model(model, cal_ids, list(dims), batch_size=batch_size, progress=progress).bases
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+class Projector:
+    """P = B B^T applied in float64 (float32 for half types); the identity at full width (exact)."""
+
+    def __init__(self, basis: Basis):
+        D, d = basis.shape
+        self.identity = d == D
+        self.basis = basis.double()
+        self.matrix = None if self.identity or 2 * d < D else self.basis @ self.basis.T
+        self._cache: dict = {}
+
+    def _on(self, ref: Tensor) -> tuple[Tensor, Tensor | None]:
+        dt = torch.float64 if ref.dtype in (torch.float32, torch.float64) else torch.float32
+        key = (ref.device, dt)
+        if key not in self._cache:
+            self._cache[key] = (self.basis.to(ref.device, dt),
+                                None if self.matrix is None else self.matrix.to(ref.device, dt))
+        return self._cache[key]
+
+    def __call__(self, x: Float[Tensor, "*b d_model"]) -> Float[Tensor, "*b d_model"]:
+        if self.identity:
+            return x
+        b, m = self._on(x)
+        y = x.to(b.dtype)
+        return (y @ m if m is not None else (y @ b) @ b.T).to(x.dtype)
+
+
+def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = None) -> list[Hook]:
+    """Forward hooks that project the residual stream onto span(B_s) at every write site.
+
+    With a `writes` dict, each site's write e_s = P_s y_s - y_s (detached) is stored under its site index."""
+    S = len(bases)
+    if S % 2 != 1:
+        raise UsageError(f"need 2L+1 site bases, got {S}")
+    proj = [Projector(b) for b in bases]
+    state: dict[str, Tensor] = {}
+
+    def record(site: int, y: Tensor, out: Tensor) -> None:
+        if writes is not None:
+            writes[site] = (out - y).detach()
+
+    def embed(x, hook):
+        out = proj[0](x)
+        record(0, x, out)
+        return out
+
+    def keep(key: str):
+        def fn(x, hook):
+            state[key] = x
+
+        return fn
+
+    def block_out(site: int, key: str):
+        def fn(a, hook):
+            y = state[key] + a
+            out = proj[site](y)
+            record(site, y, out)
+            return out - state[key]
+
+        return fn
+
+    hooks: list[Hook] = [("hook_embed", embed)]
+    for i in range((S - 1) // 2):
+        hooks += [
+            (f"blocks.{i}.hook_resid_pre", keep("pre")),
+            (f"blocks.{i}.hook_attn_out", block_out(2 * i + 1, "pre")),
+            (f"blocks.{i}.hook_resid_mid", keep("mid")),
+            (f"blocks.{i}.hook_mlp_out", block_out(2 * i + 2, "mid")),
+        ]
+    return hooks
+
+
+def injection_hooks(injections: Sequence[Float[Tensor, "batch pos d_model"] | None]) -> list[Hook]:
+    """Forward hooks that ADD injections[s] to the residual at every site s (None: nothing). With the writes
+    of a sliced run they reproduce it on the dense model; with leaf tensors, their .grad is d out / d x_s."""
+    hooks: list[Hook] = []
+    for s, e in enumerate(injections):
+        if e is not None:
+            hooks.append((write_hook(s), lambda x, hook, e=e: x + e.to(x.dtype)))
+    return hooks
+
+
+def site_names(n_layers: int) -> list[str]:
+    """Bridge hook names of the 2L+1 site residuals, in site order."""
+    return [site_hook(s) for s in range(n_sites(n_layers))]
+
+
+def run_emulated(
+    bridge,
+    ids: Int[Tensor, "batch pos"],
+    bases: Sequence[Basis] | None,
+    names_filter: str | list[str] | Callable[[str], bool] | None = None,
+    writes: dict[int, Tensor] | None = None,
+) -> tuple[Float[Tensor, "batch pos vocab"], object]:
+    """Logits and ActivationCache of the bridge with slicing emulated by `bases` (None: the dense model).
+
+    `names_filter` defaults to the 2L+1 site residuals (`bridge.site_hook` names). Cached values of the
+    rewritten hooks (`hook_attn_out`, `hook_mlp_out`) are the rewritten block writes P(x + a) - x."""
+    if names_filter is None:
+        names_filter = site_names(bridge.cfg.n_layers)
+    with torch.no_grad():
+        if bases is None:
+            return bridge.run_with_cache(ids, names_filter=names_filter)
+        if len(bases) != n_sites(bridge.cfg.n_layers):
+            raise UsageError(f"need {n_sites(bridge.cfg.n_layers)} site bases, got {len(bases)}")
+        with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
+            return bridge.run_with_cache(ids, names_filter=names_filter)
+
+
+def emulated_logits(
+    bridge, ids: Int[Tensor, "batch pos"], bases: Sequence[Basis]
+) -> Float[Tensor, "batch pos vocab"]:
+    """Just the logits of the emulated sliced model (no cache)."""
+    with torch.no_grad(), bridge.hooks(fwd_hooks=emulation_hooks(bases)):
+        return bridge(ids)
+
+
+def site_residuals(cache, n_layers: int) -> list[Float[Tensor, "batch pos d_model"]]:
+    """The 2L+1 site residuals from a cache that holds the `site_names` hooks."""
+    return [cache[name] for name in site_names(n_layers)]
