@@ -18,6 +18,7 @@ from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 
 from slicedim_lab.errors import UsageError
 
@@ -68,10 +69,12 @@ def batch_token_stats(
     _check_windows(windows, batch_size)
     dev = torch.device(device) if device is not None else model_device(model)
     n = windows.shape[0]
+    # HF models would otherwise build a KV cache nobody reads; any other module only needs input_ids.
+    extra = {"use_cache": False} if isinstance(model, PreTrainedModel) else {}
     with torch.no_grad(), tqdm(total=n, desc=desc, unit="win", disable=not progress, leave=False) as bar:
         for start in range(0, n, batch_size):
             ids = windows[start : start + batch_size].to(dev)
-            logits = model(input_ids=ids, use_cache=False).logits  # [b, seq, vocab]
+            logits = model(input_ids=ids, **extra).logits  # [b, seq, vocab]
             labels = torch.roll(ids, -1, dims=1)
             labels[:, -1] = -100  # the last position predicts nothing inside the window
             flat = rearrange(logits, "b s v -> (b s) v")

