@@ -136,11 +136,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether a TCP connection to the Hugging Face endpoint opens; False at once when HF_HUB_OFFLINE is set.
 
     Probing first avoids huggingface_hub's ~25 s of retries (and their stderr noise) on an offline machine.
+    Behind an HTTPS proxy the probe is skipped (True).
     """
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
         return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct probe says nothing: let huggingface_hub try
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
