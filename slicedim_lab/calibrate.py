@@ -2,7 +2,7 @@
 
 Sites are numbered along depth: 0 = after the embeddings, 2i+1 = after layer i's attention block,
 2i+2 = after layer i's MLP block (2L+1 sites for L layers). A site's basis is the eigenvector matrix of the
-uncentred second moment H = sum_t x_t^T x_t of its residual on calibration text, in descending eigenvalue order.
+uncentred second moment H = sum_t x_t^T x_t of its residual on calibration text, eigenvalues descending.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def n_sites(n_layers: int) -> int:
 
 
 def site_name(site: int) -> str:
-    """Human/TransformerLens-style name of a site: embed, blocks.{i}.hook_resid_mid, blocks.{i}.hook_resid_post."""
+    """TransformerLens-style site name: embed, blocks.{i}.hook_resid_mid, blocks.{i}.hook_resid_post."""
     if site == 0:
         return "embed"
     layer, kind = divmod(site - 1, 2)
@@ -43,9 +43,9 @@ def second_moment(
 
 @dataclass
 class SitePCA:
-    """Eigen-decomposition of one site's second moment: eigenvalues (descending, undamped) and eigenvectors."""
+    """Eigen-decomposition of a site's second moment: eigenvalues (descending, undamped), eigenvectors."""
 
-    eigvals: Float[Tensor, "d"]
+    eigvals: Float[Tensor, "d"]  # noqa: F821
     vectors: Float[Tensor, "d d"]
 
     def basis(self, dim: int, rotation: Float[Tensor, "k k"] | None = None) -> Float[Tensor, "d k"]:
@@ -53,7 +53,7 @@ class SitePCA:
         b = self.vectors[:, :dim]
         return b if rotation is None else b @ rotation.to(b)
 
-    def retained_energy(self) -> Float[Tensor, "d"]:
+    def retained_energy(self) -> Float[Tensor, "d"]:  # noqa: F821
         """Fraction of the second moment's trace kept at every width 1..D."""
         lam = self.eigvals.clamp_min(0)
         return lam.cumsum(0) / lam.sum()

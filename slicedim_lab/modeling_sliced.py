@@ -34,8 +34,11 @@ class SlicedConfig(PretrainedConfig):
         self.slicing = slicing or {}
 
     def base_config(self) -> PretrainedConfig:
-        fields = {k: v for k, v in self.to_dict().items() if k not in ("base_model_type", "slicing", "model_type",
-                                                                       "auto_map", "architectures")}
+        fields = {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in ("base_model_type", "slicing", "model_type", "auto_map", "architectures")
+        }
         return AutoConfig.for_model(self.base_model_type, **fields)
 
 
@@ -97,20 +100,26 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _resized(linear: nn.Linear, d_in: int | None = None, d_out: int | None = None) -> nn.Linear:
-    return nn.Linear(d_in or linear.in_features, d_out or linear.out_features, bias=linear.bias is not None,
-                     dtype=linear.weight.dtype, device=linear.weight.device)
+    return nn.Linear(
+        d_in or linear.in_features,
+        d_out or linear.out_features,
+        bias=linear.bias is not None,
+        dtype=linear.weight.dtype,
+        device=linear.weight.device,
+    )
 
 
 def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> None:
     """Turn a dense causal LM (any weights) into the sliced skeleton that `slicing` describes, in place."""
     lay, dims, tied = slicing["layout"], slicing["site_dims"], slicing["tied"]
-    vocab = model.get_submodule(lay["embed"]).num_embeddings
+    embed = model.get_submodule(lay["embed"])
+    vocab = embed.num_embeddings
     if not tied:
-        _set_module(model, lay["embed"], nn.Embedding(vocab, dims[0]))
+        _set_module(model, lay["embed"], nn.Embedding(vocab, dims[0], padding_idx=embed.padding_idx))
         _set_module(model, lay["lm_head"], nn.Linear(dims[-1], vocab, bias=False))
     layers = model.get_submodule(lay["layers"])
     for i, layer in enumerate(layers):
-        d_in, d_mid, d_out = dims[2 * i: 2 * i + 3]
+        d_in, d_mid, d_out = dims[2 * i : 2 * i + 3]
         for path in lay["attn_in"]:
             _set_module(layer, path, _resized(layer.get_submodule(path), d_in=d_in))
         _set_module(layer, lay["attn_out"], _resized(layer.get_submodule(lay["attn_out"]), d_out=d_mid))
@@ -139,7 +148,9 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
         base = config.base_config()
         self.model = AutoModel.from_config(base)
         self.lm_head = nn.Linear(base.hidden_size, base.vocab_size, bias=False)
-        shape_sliced(self, config.slicing, base.hidden_size, getattr(base, config.slicing["layout"]["norm_eps"]))
+        shape_sliced(
+            self, config.slicing, base.hidden_size, getattr(base, config.slicing["layout"]["norm_eps"])
+        )
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -148,15 +159,32 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
-    def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
-                use_cache=None, logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
         hidden = out.last_hidden_state
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs
+            )
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=out.cache)

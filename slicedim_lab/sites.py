@@ -2,7 +2,7 @@
 
 This is the plain-PyTorch view used by calibration and the predictors (it works on any adapter-described
 model, needs no TransformerLens, and can keep gradients); `flow.py` gives the TransformerLens view.
-Site numbering is `calibrate.site_name`'s: 0 = embeddings, 2i+1 = after layer i's attention, 2i+2 = after its MLP.
+Sites as in `calibrate.site_name`: 0 = embeddings, 2i+1 = after layer i's attention, 2i+2 = after its MLP.
 """
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ def run_sites(
             sites.append(x)
             x = x + mlp(mlp_norm(x))
             sites.append(x)
-        out = model.get_submodule(adapter.lm_head)(model.get_submodule(adapter.final_norm)(x)) if logits else None
+        out = (
+            model.get_submodule(adapter.lm_head)(model.get_submodule(adapter.final_norm)(x))
+            if logits
+            else None
+        )
     if keep_grad:
         for s in sites[1:]:
             s.retain_grad()

@@ -30,6 +30,7 @@ from .calibrate import SitePCA, layer0_inputs, n_sites, pca, random_rotation, se
 from .errors import UsageError
 from .modeling_sliced import MapBackNorm, SlicedConfig, SlicedDecoderLayer, SlicedForCausalLM, _set_module
 from .modeling_sliced import shape_sliced as _shape_sliced  # noqa: F401  (re-exported for tests)
+from .size import count_params  # noqa: F401  (part of this module's API)
 
 # ----------------------------------------------------------------------------- widths
 
@@ -43,7 +44,9 @@ def dim_for_sparsity(sparsity: float, hidden: int, round_interval: int = 8) -> i
     d = int((1 - sparsity) * hidden)
     d -= d % round_interval
     if d < 1:
-        raise UsageError(f"sparsity {sparsity} leaves no dimension of {hidden} at round interval {round_interval}")
+        raise UsageError(
+            f"sparsity {sparsity} leaves no dimension of {hidden} at round interval {round_interval}"
+        )
     return d
 
 
@@ -63,8 +66,10 @@ def site_dims(
         raise UsageError("give exactly one of sparsity, dim or schedule")
     if schedule is not None:
         if len(schedule) != n_sites(n_layers):
-            raise UsageError(f"a schedule needs {n_sites(n_layers)} widths (2 x {n_layers} layers + 1), "
-                             f"got {len(schedule)}")
+            raise UsageError(
+                f"a schedule needs {n_sites(n_layers)} widths (2 x {n_layers} layers + 1), "
+                f"got {len(schedule)}"
+            )
         dims = [int(d) for d in schedule]
     else:
         d = dim_for_sparsity(sparsity, hidden, round_interval) if sparsity is not None else int(dim)
@@ -86,7 +91,9 @@ def load_schedule(spec: str) -> list[int]:
         try:
             data = [int(x) for x in spec.split(",") if x.strip()]
         except ValueError:
-            raise UsageError(f"schedule {spec!r} is neither a JSON file nor a comma-separated list of ints") from None
+            raise UsageError(
+                f"schedule {spec!r} is neither a JSON file nor a comma-separated list of ints"
+            ) from None
     if not isinstance(data, list) or not all(isinstance(x, int) for x in data):
         raise UsageError(f"schedule {spec!r} must be a list of integers")
     return data
@@ -142,7 +149,9 @@ def _basis(p: SitePCA, dim: int, orientation: str, seed: int, site: int) -> Tens
     return p.basis(dim, random_rotation(dim, seed + site) if orientation == "random" else None)
 
 
-def sliced_config(model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict) -> SlicedConfig:
+def sliced_config(
+    model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict
+) -> SlicedConfig:
     cfg = model.config.to_dict()
     base_type = cfg.pop("model_type")
     for k in ("architectures", "auto_map", "tie_word_embeddings"):
@@ -152,8 +161,10 @@ def sliced_config(model: nn.Module, adapter: Adapter, dims: list[int], tied: boo
         slicing={"site_dims": dims, "tied": tied, "layout": adapter.layout(), **settings},
         tie_word_embeddings=tied,
         architectures=["SlicedForCausalLM"],
-        auto_map={"AutoConfig": "modeling_sliced.SlicedConfig",
-                  "AutoModelForCausalLM": "modeling_sliced.SlicedForCausalLM"},
+        auto_map={
+            "AutoConfig": "modeling_sliced.SlicedConfig",
+            "AutoModelForCausalLM": "modeling_sliced.SlicedForCausalLM",
+        },
         **cfg,
     )
 
@@ -193,8 +204,12 @@ def slice_model(
     dev = torch.device(device) if device is not None else home
     dtype = next(model.parameters()).dtype
     tied = bool(getattr(cfg, "tie_word_embeddings", False)) and not untie_head
-    settings = {"final_orientation": final_orientation, "seed": seed, "cal_windows": int(cal_ids.shape[0]),
-                "cal_seqlen": int(cal_ids.shape[1])}
+    settings = {
+        "final_orientation": final_orientation,
+        "seed": seed,
+        "cal_windows": int(cal_ids.shape[0]),
+        "cal_seqlen": int(cal_ids.shape[1]),
+    }
     layers = model.get_submodule(adapter.layers)
     get = model.get_submodule
 
@@ -220,7 +235,7 @@ def slice_model(
     embed = get(adapter.embed)
     if not tied:
         w = embed.weight.double() @ bases[0].to(embed.weight.device)
-        new = nn.Embedding(w.shape[0], w.shape[1], device="meta")
+        new = nn.Embedding(w.shape[0], w.shape[1], padding_idx=embed.padding_idx, device="meta")
         _assign(new, w, None, embed)
         _set_module(model, adapter.embed, new)
 
@@ -230,23 +245,30 @@ def slice_model(
         layer = layers[i].to(dev)
         g_attn = layer.get_submodule(adapter.attn_norm).weight.detach()
         g_mlp = layer.get_submodule(adapter.mlp_norm).weight.detach()
-        dense = {p: layer.get_submodule(p) for p in (*adapter.attn_in, *adapter.mlp_in, adapter.attn_out,
-                                                     adapter.mlp_out)}
+        dense = {
+            p: layer.get_submodule(p)
+            for p in (*adapter.attn_in, *adapter.mlp_in, adapter.attn_out, adapter.mlp_out)
+        }
         with torch.device("meta"):
-            _shape_layer(layer, adapter, dims[2 * i: 2 * i + 3], D, eps)
-            new = SlicedDecoderLayer(layer, adapter.layout(), tuple(dims[2 * i: 2 * i + 3]), None)
+            _shape_layer(layer, adapter, dims[2 * i : 2 * i + 3], D, eps)
+            new = SlicedDecoderLayer(layer, adapter.layout(), tuple(dims[2 * i : 2 * i + 3]), None)
         b_in = bases[-1]
         for p in adapter.attn_in:
             _assign(new.get_submodule(p), *_fold_reader(dense[p], g_attn, b_in), dense[p])
         # attention block: site 2i+1 from activations that went through the sliced layers before
         _set_module(new, adapter.attn_out, dense[adapter.attn_out])
-        zs = [(c.to(dev) @ b_in.T.to(dev, dtype) + new.attn_delta(c.to(dev), **_to(kw, dev))).to(offload)
-              for c, kw in zip(cs, kws)]
+        zs = [
+            (c.to(dev) @ b_in.T.to(dev, dtype) + new.attn_delta(c.to(dev), **_to(kw, dev))).to(offload)
+            for c, kw in zip(cs, kws)
+        ]
         pcas.append(_pca_of(zs))
         b_mid = _basis(pcas[-1], dims[2 * i + 1], final_orientation, seed, 2 * i + 1)
         _set_module(new, adapter.attn_out, _meta_like(new, adapter, dense, "attn_out", dims[2 * i + 1]))
-        _assign(new.get_submodule(adapter.attn_out), *_rotate_writer(dense[adapter.attn_out], b_mid),
-                dense[adapter.attn_out])
+        _assign(
+            new.get_submodule(adapter.attn_out),
+            *_rotate_writer(dense[adapter.attn_out], b_mid),
+            dense[adapter.attn_out],
+        )
         _assign(new.attn_shortcut, b_mid.T @ b_in, None, dense[adapter.attn_out])
         cs = [(z.to(dev) @ b_mid.to(dev, dtype)).to(offload) for z in zs]
         bases.append(b_mid)
@@ -263,8 +285,11 @@ def slice_model(
             pcas.append(_pca_of(zs))
             b_out = _basis(pcas[-1], dims[2 * i + 2], final_orientation, seed, 2 * i + 2)
         _set_module(new, adapter.mlp_out, _meta_like(new, adapter, dense, "mlp_out", dims[2 * i + 2]))
-        _assign(new.get_submodule(adapter.mlp_out), *_rotate_writer(dense[adapter.mlp_out], b_out),
-                dense[adapter.mlp_out])
+        _assign(
+            new.get_submodule(adapter.mlp_out),
+            *_rotate_writer(dense[adapter.mlp_out], b_out),
+            dense[adapter.mlp_out],
+        )
         _assign(new.mlp_shortcut, b_out.T @ b_mid, None, dense[adapter.mlp_out])
         cs = [(z.to(dev) @ b_out.to(dev, dtype)).to(offload) for z in zs]
         bases.append(b_out)
@@ -312,8 +337,14 @@ def slice_model(
         sliced.lm_head.weight = sliced.get_input_embeddings().weight
     sliced.to(home).eval()
     cal_loss = _cal_loss(sliced, adapter, cs, cal_ids)
-    return SliceResult(model=sliced, dims=list(dims), bases=[b.cpu() for b in bases], pcas=pcas,
-                       cal_loss=cal_loss, settings=settings)
+    return SliceResult(
+        model=sliced,
+        dims=list(dims),
+        bases=[b.cpu() for b in bases],
+        pcas=pcas,
+        cal_loss=cal_loss,
+        settings=settings,
+    )
 
 
 def _to(kw: dict, dev: torch.device) -> dict:
@@ -349,13 +380,15 @@ def _meta_like(new: nn.Module, adapter: Adapter, dense: dict, role: str, d_out: 
 
 @torch.no_grad()
 def _cal_loss(sliced: nn.Module, adapter: Adapter, cs: list[Tensor], cal_ids: Tensor) -> float:
-    """Mean next-token loss of the sliced model on the calibration windows, from the last site's coordinates."""
+    """Mean next-token loss of the sliced model on the calibration windows, from the last site's values."""
     norm, head = sliced.get_submodule(adapter.final_norm), sliced.get_submodule(adapter.lm_head)
     total, count = 0.0, 0
     for c, ids in zip(cs, torch.split(cal_ids, cs[0].shape[0])):
         logits = head(norm(c.to(next(head.parameters()).device)))[:, :-1].float()
         tgt = ids[:, 1:].to(logits.device)
-        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="sum").item()
+        total += torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), tgt.flatten(), reduction="sum"
+        ).item()
         count += tgt.numel()
     return total / count
 
@@ -363,16 +396,13 @@ def _cal_loss(sliced: nn.Module, adapter: Adapter, cs: list[Tensor], cal_ids: Te
 # ----------------------------------------------------------------------------- size, save, load
 
 
-def count_params(model: nn.Module) -> int:
-    """Every parameter the model holds, shared (tied) tensors once."""
-    return sum(p.numel() for p in model.parameters())
-
-
 MODELING_FILE = Path(__file__).with_name("modeling_sliced.py")
 
 
-def save_sliced(model: SlicedForCausalLM, folder: str | Path, tokenizer=None, overwrite: bool = False) -> Path:
-    """safetensors + config (dims, settings, layout) + the self-contained modeling file, written to a temporary
+def save_sliced(
+    model: SlicedForCausalLM, folder: str | Path, tokenizer=None, overwrite: bool = False
+) -> Path:
+    """safetensors + config (dims, settings, layout) + the self-contained modeling file, written to a temp
     folder and renamed into place, so a failure leaves nothing half-written."""
     folder = Path(folder)
     if folder.exists() and not overwrite:
@@ -394,7 +424,9 @@ def save_sliced(model: SlicedForCausalLM, folder: str | Path, tokenizer=None, ov
     return folder
 
 
-def load_sliced(folder: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> SlicedForCausalLM:
+def load_sliced(
+    folder: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> SlicedForCausalLM:
     """Load a saved sliced model (no slicing flags needed); wrong weight shapes give a clear UsageError."""
     from safetensors import safe_open
 
@@ -410,7 +442,9 @@ def load_sliced(folder: str | Path, device: str = "cpu", dtype: torch.dtype | No
             for k in st.keys():
                 shape = tuple(st.get_slice(k).get_shape())
                 if k in expected and expected[k] != shape:
-                    raise UsageError(f"{folder}: weight {k} has shape {shape} but the config's site widths "
-                                     f"imply {expected[k]}")
+                    raise UsageError(
+                        f"{folder}: weight {k} has shape {shape} but the config's site widths "
+                        f"imply {expected[k]}"
+                    )
     model = SlicedForCausalLM.from_pretrained(folder, dtype=dtype or cfg.dtype)
     return model.to(device).eval()

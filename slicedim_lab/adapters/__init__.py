@@ -11,7 +11,9 @@ from .base import Adapter
 
 _MODULES = ("llama", "mistral", "qwen2", "phi3")
 ADAPTERS: dict[str, Adapter] = {
-    arch: mod.ADAPTER for mod in (import_module(f".{m}", __name__) for m in _MODULES) for arch in mod.ADAPTER.architectures
+    arch: mod.ADAPTER
+    for mod in (import_module(f".{m}", __name__) for m in _MODULES)
+    for arch in mod.ADAPTER.architectures
 }
 
 

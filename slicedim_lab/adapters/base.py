@@ -4,7 +4,8 @@ An adapter is data, not code. Paths are dotted attribute paths: `embed`, `layers
 from the causal-LM root; the rest from one decoder layer. Readers are the linear maps whose *input* is a
 normalised residual (they are rotated on their input side, and absorb the norm's scale); writers are the maps
 whose *output* is added to the residual (rotated on their output side). Fused maps (Phi-3's `qkv_proj`) are
-just one reader. The decoder layer must be pre-norm and sequential: x += attn(attn_norm(x)); x += mlp(mlp_norm(x)).
+just one reader. The decoder layer must be pre-norm and sequential:
+x += attn(attn_norm(x)); x += mlp(mlp_norm(x)).
 """
 
 from __future__ import annotations

@@ -1,0 +1,49 @@
+"""How big a model is: parameters (by where they live) and multiply-accumulates per token.
+
+Counts work the same on a dense transformers model and on a sliced one, so the two can sit side by side.
+Shared (tied) tensors are counted once.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from .adapters import adapter_for
+
+
+def count_params(model: nn.Module) -> int:
+    """Every parameter the model holds, shared (tied) tensors once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def param_breakdown(model: nn.Module) -> dict[str, int]:
+    """Parameters split into embeddings/head, decoder blocks, shortcut and basis maps, and other."""
+    a = adapter_for(model) if type(model).__name__ != "SlicedForCausalLM" else None
+    lay = model.config.slicing["layout"] if a is None else a.layout()
+    seen: set[int] = set()
+    out = {"embeddings_head": 0, "blocks": 0, "shortcuts": 0, "other": 0}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        if name.startswith((lay["embed"] + ".", lay["lm_head"] + ".")):
+            key = "embeddings_head"
+        elif any(k in name for k in ("shortcut", "input_map", "output_map")):
+            key = "shortcuts"
+        elif name.startswith(lay["layers"] + "."):
+            key = "blocks"
+        else:
+            key = "other"
+        out[key] += p.numel()
+    out["total"] = sum(out.values())
+    return out
+
+
+def macs_per_token(model: nn.Module, context: int = 512) -> dict[str, float]:
+    """Multiply-accumulates per token: every linear map (LM head included) plus attention's QK^T and AV,
+    averaged over a causal window of `context` tokens (the latter does not change under slicing)."""
+    cfg = model.config
+    linear = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    attention = cfg.num_hidden_layers * 2 * cfg.num_attention_heads * head_dim * (context + 1) / 2
+    return {"linear": float(linear), "attention": float(attention), "total": float(linear + attention)}
