@@ -117,9 +117,10 @@ def choice_loglik(model: nn.Module, items: MCItems, batch_size: int = 8, progres
     out = []
     for batch in tqdm(torch.split(seqs, batch_size * k), desc="multiple choice", disable=not progress):
         batch = batch.to(dev)
-        logits = model(input_ids=batch, use_cache=False).logits[:, ctx - 1: -1].double()
+        logits = model(input_ids=batch, use_cache=False).logits[:, ctx - 1: -1]
+        logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
         lp = logits.log_softmax(-1).gather(-1, batch[:, ctx:, None])[..., 0]
-        out.append(lp.sum(-1).cpu())
+        out.append(lp.double().sum(-1).cpu())
     return rearrange(torch.cat(out), "(n k) -> n k", k=k)
 
 

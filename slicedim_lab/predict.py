@@ -215,7 +215,8 @@ def fisher_tables(
     pcas = pcas if pcas is not None else [pca(m) for m in moments]
     D = pcas[0].vectors.shape[0]
     n_s = len(pcas)
-    vecs = [p.vectors.float() for p in pcas]
+    work = torch.float64 if next(model.parameters()).dtype == torch.float64 else torch.float32
+    vecs = [p.vectors.to(work) for p in pcas]
     tri: list[tuple[Tensor, Tensor] | None] = [None]
     for s in range(1, n_s):
         M = vecs[s].T @ vecs[s - 1]
@@ -234,9 +235,9 @@ def fisher_tables(
             labels = torch.multinomial(probs, 1, generator=gen)[:, 0].to(dev)
         F.cross_entropy(rearrange(lg, "b p v -> (b p) v"), labels, reduction="sum").backward()
         b, p = ids.shape
-        xs = [rearrange(x.detach().float().cpu(), "b p d -> (b p) d") for x in sites]
-        gs = [rearrange(x.grad.float().cpu(), "b p d -> (b p) d") if x.grad is not None
-              else torch.zeros(b * p, D) for x in sites]
+        xs = [rearrange(x.detach().to(work).cpu(), "b p d -> (b p) d") for x in sites]
+        gs = [rearrange(x.grad.to(work).cpu(), "b p d -> (b p) d") if x.grad is not None
+              else torch.zeros(b * p, D, dtype=work) for x in sites]
         del sites, logits, lg
         with torch.no_grad():
             d_s, Q = _site_tables(xs, gs, vecs, tri, charged)

@@ -1,0 +1,135 @@
+"""Sweeps: rows as points finish, resume without duplicates, no silent reuse of stale rows, the dense-basis
+emulation, the report and the CLI — on a tiny model with the real tokenizer."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+import slicedim_lab.sweep as sweep
+from slicedim_lab.cli import main
+from slicedim_lab.errors import UsageError
+from slicedim_lab.models import LoadedModel, tiny_model
+from slicedim_lab.sweep import ProjectedModel, SweepConfig, run_sweep
+
+
+@pytest.fixture(scope="module")
+def lm(smol) -> LoadedModel:
+    model = tiny_model("llama", seed=0, vocab_size=len(smol.tokenizer), tie_word_embeddings=True)
+    return LoadedModel(model, smol.tokenizer, "tiny", torch.device("cpu"))
+
+
+def cfg(**kw) -> SweepConfig:
+    base = dict(model="tiny", cal_samples=2, cal_seqlen=32, eval_seqlen=32, max_eval_windows=2, mc_items=4,
+                mc_context=8, mc_cont=4)
+    return SweepConfig(**{**base, **kw})
+
+
+def csv_dims(path) -> list[int]:
+    with open(path / "results.csv") as f:
+        return [int(r["dim"]) for r in csv.DictReader(f)]
+
+
+def test_resume_after_kill(tmp_path, lm, monkeypatch) -> None:
+    out = tmp_path / "sw"
+    calls: list[int] = []
+    orig = sweep.measure
+
+    def killed_on_third(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:  # dense, d'=48, then killed while measuring d'=32
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    monkeypatch.setattr(sweep, "measure", killed_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg(), out, sparsities=[0, 0.25, 0.5], lm=lm, progress=False, report=False,
+                  log=lambda m: None)
+    assert csv_dims(out) == [64, 48]
+    first = json.loads((out / "results.json").read_text())["rows"]
+
+    calls.clear()
+    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    logs: list[str] = []
+    rows = run_sweep(cfg(), out, sparsities=[0, 0.25, 0.5], lm=lm, progress=False, log=logs.append)
+    assert len(calls) == 1  # only d'=32: dense metrics and finished points come from DIR
+    assert any("resuming" in m for m in logs)
+    assert csv_dims(out) == [64, 48, 32] and [r["dim"] for r in rows] == [64, 48, 32]
+    assert rows[:2] == first
+    header = open(out / "results.csv").readline().strip().split(",")
+    for col in ("dim", "sparsity", "params", "ppl_measured", "ppl_pred_paper", "ppl_err_paper",
+                "ppl_pred_fisher", "ppl_err_fisher", "ppl_est_calibration", "acc_measured", "acc_pred_fisher",
+                "mc_acc_measured", "mc_acc_pred_paper", "mc_acc_pred_fisher", "seconds"):
+        assert col in header
+    r = rows[2]
+    assert r["ppl_err_paper"] == pytest.approx(100 * (r["ppl_pred_paper"] / r["ppl_measured"] - 1))
+    assert r["params"] < rows[0]["params"]
+    html = (out / "report.html").read_text()
+    assert "<script src=" not in html and len(html) > 1_000_000 and "fisher" in html
+
+
+def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
+    out = tmp_path / "sw"
+    run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
+    with pytest.raises(UsageError, match="cal_samples"):
+        run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, progress=False, report=False)
+    assert csv_dims(out) == [64, 48]
+    calls: list[int] = []
+    orig = sweep.measure
+    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    # more points with the same settings: only the new one is measured
+    run_sweep(cfg(), out, dims=[64, 48, 40], lm=lm, progress=False, report=False, log=lambda m: None)
+    assert len(calls) == 1 and csv_dims(out) == [64, 48, 40]
+    # fresh: old rows and caches are discarded and everything is measured again
+    calls.clear()
+    run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, fresh=True, progress=False, report=False,
+              log=lambda m: None)
+    assert len(calls) == 2 and csv_dims(out) == [64, 48]
+    assert json.loads((out / "settings.json").read_text())["settings"]["cal_samples"] == 3
+
+
+def test_projected_model_is_the_projection(lm) -> None:
+    from slicedim_lab.sites import dense_pcas
+
+    model = lm.model
+    ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+    pcas = dense_pcas(model, ids, progress=False)
+    full = ProjectedModel(model, pcas, [64] * 7)
+    with torch.no_grad():
+        torch.testing.assert_close(full(ids).logits, model(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
+        b = pcas[0].basis(40)
+        emb = model.get_input_embeddings()(ids)
+        want = model(inputs_embeds=(emb @ b.float()) @ b.T.float()).logits
+    torch.testing.assert_close(ProjectedModel(model, pcas, [40] + [64] * 6)(ids).logits, want, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_dense_basis_sweep(tmp_path, lm) -> None:
+    rows = run_sweep(cfg(basis="dense", tasks=[]), tmp_path / "d", dims=[64, 32], lm=lm, progress=False,
+                     report=False, log=lambda m: None)
+    assert rows[1]["ppl_measured"] > 0 and rows[1].get("ppl_est_calibration") is None
+    assert rows[0]["ppl_measured"] == pytest.approx(rows[0]["ppl_pred_fisher"])
+
+
+def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
+    folder = tmp_path / "tiny"
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    common = ["--model", str(folder), "--device", "cpu", "--cal-samples", "2", "--cal-seqlen", "32",
+              "--eval-seqlen", "32", "--max-eval-windows", "2", "--mc-items", "4", "--no-progress"]
+    assert main(["sweep", *common, "--sparsities", "0,0.5", "--out", str(tmp_path / "s"), "--json", "-"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert [r["dim"] for r in payload["rows"]] == [64, 32]
+    assert (tmp_path / "s" / "report.html").exists()
+    assert main(["predict", *common, "--dims", "48,32", "--cache", str(tmp_path / "s"), "--json", "-"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    assert [r["dim"] for r in pred["predictions"]] == [48, 32]
+    assert pred["dense"]["ppl"] == pytest.approx(payload["rows"][0]["ppl_measured"])
+    assert main(["sweep", *common, "--sparsities", "0,1.5", "--out", str(tmp_path / "x")]) == 2
+    assert main(["predict", *common, "--sparsities", "0.1", "--dims", "8"]) == 2
+    bad_task = ["--sparsities", "0.1", "--tasks", "nonsense", "--out", str(tmp_path / "y")]
+    assert main(["sweep", *common, *bad_task]) == 2
+    assert "error:" in capsys.readouterr().err
