@@ -34,7 +34,8 @@ def test_eval_json_file(
     assert [p.name for p in out.parent.iterdir()] == ["eval.json"]  # no temp file left behind
 
 
-def test_eval_json_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_eval_json_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch, smol) -> None:
+    monkeypatch.setattr("slicedim_lab.models.load_model", lambda *a, **k: smol)  # loading is tested above
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n\n".join(f"Paragraph {i}: " + "words and more words. " * 30 for i in range(6)))
     assert cli.main([*BASE, "--corpus", str(corpus), "--json", "-"]) == 0
