@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,19 @@ from torch import Tensor
 
 from .calibrate import SitePCA, random_rotation, site_name
 from .metrics import EvalResult
+from .predict import PREDICTORS, DenseMetrics, FisherTables, predict, predict_point
+from .slicing import count_params, site_dims, slice_model
+from .sweep import (
+    SweepConfig,
+    columns,
+    dense_state,
+    load_inputs,
+    make_row,
+    measure,
+    prepare_dir,
+    read_rows,
+    write_rows,
+)
 
 DENSE_COLOR, SLICED_COLOR, PAPER_COLOR, FISHER_COLOR = "#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"
 FIG_HEIGHT = 360
@@ -124,6 +137,25 @@ def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
     return fig
 
 
+def keep_layers(model: nn.Module, n: int | None) -> nn.Module:
+    """Keep only the first `n` decoder layers of a loaded model, in place (embeddings, final norm and head
+    stay): a real but shallower model, for quick smoke runs of the notebooks. `None` keeps them all."""
+    from .adapters import adapter_for
+
+    L = model.config.num_hidden_layers
+    if n is None or n >= L:
+        return model
+    if n < 1:
+        raise ValueError(f"keep at least one layer, got {n}")
+    path = adapter_for(model).layers
+    parent, _, attr = path.rpartition(".")
+    setattr(model.get_submodule(parent), attr, nn.ModuleList(list(model.get_submodule(path))[:n]))
+    model.config.num_hidden_layers = n
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = list(model.config.layer_types)[:n]
+    return model
+
+
 # ----------------------------------------------------------------------------- 00 quickstart
 
 
@@ -161,7 +193,9 @@ def metrics_figure(results: dict[str, EvalResult], params: dict[str, int]) -> go
         fig.add_trace(go.Bar(x=names, y=vals, marker_color=colors, text=[fmt.format(v) for v in vals],
                              textposition="auto", showlegend=False), row=1, col=j + 1)
     r0 = next(iter(results.values()))
-    return _layout(fig, f"dense vs sliced on {r0.windows} windows × {r0.seqlen} tokens")
+    _layout(fig, f"dense vs sliced on {r0.windows} eval windows × {r0.seqlen} tokens")
+    fig.update_layout(margin=dict(t=90))
+    return fig
 
 
 @torch.no_grad()
@@ -209,11 +243,22 @@ def generation_explorer(
     return ex
 
 
+def _discarded(p: SitePCA, d: int) -> float:
+    """Fraction of a site's energy that the top-d directions leave out."""
+    return max(0.0, 1.0 - float(p.retained_energy()[d - 1]))
+
+
+def _log_or_none(v: float) -> float | None:
+    """A value for a log axis: None (a gap) for zero, which only rank-deficient calibration produces."""
+    return v if v > 0 else None
+
+
 def spectrum_explorer(
     pcas: Sequence[SitePCA | None], dims: Sequence[int] | None = None, dim: int | None = None, site: int = 1,
     title: str = "",
 ) -> Explorer:
-    """Eigen-spectrum of one site (log scale, the cut at d' marked) and the retained energy of every site.
+    """Eigen-spectrum of one site (each direction's share of the energy, log scale, the cut at d' marked)
+    and the fraction of energy every site discards.
 
     With `dims` (one width per site, e.g. a `SliceResult`'s) the widths are fixed and only the site moves;
     otherwise a d' slider sets one width for all sites (dense PCA bases: no recalibration per move).
@@ -221,29 +266,30 @@ def spectrum_explorer(
     """
     valid = [s for s, p in enumerate(pcas) if p is not None]
     D = pcas[valid[0]].eigvals.shape[0]
-    site_s = W.SelectionSlider(options=[(f"{s}: {site_name(s)}", s) for s in valid],
-                               value=site if site in valid else valid[0], description="site",
-                               continuous_update=False, layout=W.Layout(width="60%"))
+    wide = W.Layout(width="70%")
+    site_s = W.IntSlider(value=site if site in valid else valid[0], min=valid[0], max=valid[-1],
+                         description="site", continuous_update=False, layout=wide)
     dim_s = W.IntSlider(value=dim or D * 3 // 4, min=1, max=D, step=8 if D >= 64 else 1, description="d'",
-                        continuous_update=False, layout=W.Layout(width="60%"))
+                        continuous_update=False, layout=wide)
     controls: dict[str, W.Widget] = {"site": site_s}
     if dims is None:
         controls["dim"] = dim_s
     spec = go.FigureWidget()
-    spec.add_trace(go.Scatter(mode="lines", name="kept", line=dict(color=DENSE_COLOR)))
-    spec.add_trace(go.Scatter(mode="lines", name="discarded", line=dict(color=SLICED_COLOR),
+    spec.add_trace(go.Scatter(mode="lines", name="kept directions", line=dict(color=DENSE_COLOR)))
+    spec.add_trace(go.Scatter(mode="lines", name="discarded directions", line=dict(color=SLICED_COLOR),
                               fill="tozeroy", fillcolor="rgba(214,39,40,0.15)"))
-    _layout(spec, "", xaxis_title="eigen-direction (descending)", yaxis_title="eigenvalue",
-            yaxis_type="log")
+    _layout(spec, "", xaxis_title="eigen-direction (descending eigenvalue)",
+            yaxis_title="share of the energy", yaxis_type="log", yaxis_exponentformat="power")
     energy = go.FigureWidget()
-    energy.add_trace(go.Scatter(mode="lines+markers", name="retained energy", marker=dict(size=4),
+    energy.add_trace(go.Scatter(mode="lines+markers", name="energy discarded", marker=dict(size=5),
                                 line=dict(color=DENSE_COLOR)))
     energy.add_trace(go.Scatter(mode="markers", name="selected site",
-                                marker=dict(size=12, color=SLICED_COLOR)))
-    _layout(energy, "", xaxis_title="site (0 = embeddings, 2i+1 = after attn i, 2i+2 = after MLP i)",
-            yaxis_title="fraction of energy kept")
-    ex = Explorer(box=W.VBox([*controls.values(), W.HBox([spec, energy])]), controls=controls,
-                  figures={"spectrum": spec, "energy": energy})
+                                marker=dict(size=13, color=SLICED_COLOR)))
+    _layout(energy, "", xaxis_title="site (0 = embeddings, 2i+1 = after attention i, 2i+2 = after MLP i)",
+            yaxis_title="fraction of energy discarded", yaxis_type="log", yaxis_exponentformat="power")
+    status = W.HTML()
+    ex = Explorer(box=W.VBox([*controls.values(), status, spec, energy]), controls=controls,
+                  figures={"spectrum": spec, "energy": energy}, outputs={"status": status})
 
     def width(s: int) -> int:
         return int(dims[s]) if dims is not None else int(dim_s.value)
@@ -251,21 +297,26 @@ def spectrum_explorer(
     def update(_: Any = None) -> None:
         s = site_s.value
         p = pcas[s]
+        if p is None:
+            status.value = f"<i>site {s} keeps its full width in its original basis: no PCA</i>"
+            return
         d = width(s)
-        lam = p.eigvals.clamp_min(1e-12).tolist()
-        idx = list(range(1, len(lam) + 1))
-        kept = [float(pcas[v].retained_energy()[width(v) - 1]) for v in valid]
-        ex.state.update(site=s, dim=d, retained=float(p.retained_energy()[d - 1]))
+        lam = p.eigvals.clamp_min(0)
+        share = (lam / lam.sum()).tolist()
+        idx = list(range(1, len(share) + 1))
+        ex.state.update(site=s, dim=d, discarded=_discarded(p, d))
+        status.value = (f"site {s} (<code>{site_name(s)}</code>): d' = {d} of {D} discards "
+                        f"<b>{ex.state['discarded']:.3%}</b> of the energy")
         with spec.batch_update():
-            spec.data[0].x, spec.data[0].y = idx[:d], lam[:d]
-            spec.data[1].x, spec.data[1].y = idx[d - 1:], lam[d - 1:]
-            spec.layout.title = (f"{title}site {s} ({site_name(s)}): d' = {d} of {D} keeps "
-                                 f"{ex.state['retained']:.4%} of the energy")
+            spec.data[0].x, spec.data[0].y = idx[:d], [_log_or_none(v) for v in share[:d]]
+            spec.data[1].x, spec.data[1].y = idx[d - 1:], [_log_or_none(v) for v in share[d - 1:]]
+            spec.layout.title = f"{title}eigen-spectrum of site {s} ({site_name(s)}), cut at d' = {d}"
         with energy.batch_update():
-            energy.data[0].x, energy.data[0].y = valid, kept
-            energy.data[1].x, energy.data[1].y = [s], [ex.state["retained"]]
-            energy.layout.title = (f"retained energy per site at d' = {d}" if dims is None
-                                   else "retained energy per site at the sliced widths")
+            energy.data[0].x = valid
+            energy.data[0].y = [_log_or_none(_discarded(pcas[v], width(v))) for v in valid]
+            energy.data[1].x, energy.data[1].y = [s], [_log_or_none(ex.state["discarded"])]
+            energy.layout.title = (f"{title}energy discarded per site at d' = {d}" if dims is None
+                                   else f"{title}energy discarded per site at the sliced widths")
 
     cb = _counted(ex, update)
     for c in controls.values():
@@ -295,15 +346,18 @@ def rmsnorm_invariance(x: Float[Tensor, "... d"], eps: float = 1e-5, seed: int =
 
 
 @torch.no_grad()
-def logit_gap(a: nn.Module, b: nn.Module, ids: Int[Tensor, "n pos"]) -> dict[str, float]:
-    """Max |logits_a − logits_b| on `ids`, next to max |logits_a| and the share of positions whose top-1
-    token agrees."""
-    la = a(input_ids=ids.to(next(a.parameters()).device), use_cache=False).logits.double().cpu()
-    lb = b(input_ids=ids.to(next(b.parameters()).device), use_cache=False).logits.double().cpu()
+def model_logits(model: nn.Module, ids: Int[Tensor, "n pos"]) -> Float[Tensor, "n pos vocab"]:
+    """Logits of a transformers-style model on `ids` (no cache), on the CPU."""
+    return model(input_ids=ids.to(next(model.parameters()).device), use_cache=False).logits.cpu()
+
+
+def compare_logits(a: Tensor, b: Tensor) -> dict[str, float]:
+    """Max |a − b| next to max |a|, and the share of positions whose top-1 token agrees."""
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
     return {
-        "max_abs_diff": (la - lb).abs().max().item(),
-        "max_abs_logit": la.abs().max().item(),
-        "top1_agreement": (la.argmax(-1) == lb.argmax(-1)).double().mean().item(),
+        "max_abs_diff": (a - b).abs().max().item(),
+        "max_abs_logit": a.abs().max().item(),
+        "top1_agreement": (a.argmax(-1) == b.argmax(-1)).double().mean().item(),
     }
 
 
@@ -328,3 +382,557 @@ def implied_kappa(ppl0: float, ppl: float, hidden: int, dim: int) -> float:
     """The slope κ for which ln PPL_0 / ln PPL = 1 − κ·s holds at one measured point (s = 1 − d'/D)."""
     s = 1 - dim / hidden
     return (1 - math.log(ppl0) / math.log(ppl)) / s if s > 0 else float("nan")
+
+
+# ----------------------------------------------------------------------------- predictions against d'
+
+PRED_COLORS = {"paper": PAPER_COLOR, "fisher": FISHER_COLOR, "fisher_cross": "#9467bd",
+               "fisher_full": "#ff7f0e"}
+MEASURED_STYLE = dict(size=12, color="black", symbol="diamond")
+
+
+def prediction_curves(
+    dense: DenseMetrics, tables: FisherTables | None, min_dim: int, step: int = 4
+) -> pd.DataFrame:
+    """`predict.predict` at d' = min_dim … D (every `step`, D included): one row per d'."""
+    D = dense.hidden
+    dims = sorted(set(range(min_dim, D + 1, step)) | {D})
+    return pd.DataFrame(predict(dense, dims, tables))
+
+
+def _predictors(tables: FisherTables | None) -> list[str]:
+    return list(PREDICTORS) if tables is not None else ["paper"]
+
+
+class _CurveFigure:
+    """A FigureWidget of one metric against d': a line per predictor, the measured points, and markers at the
+    slider's d'. Trace order: predictors, measured, current (one marker trace)."""
+
+    def __init__(
+        self, curves: pd.DataFrame, preds: list[str], metric: str, title: str, ytitle: str, log: bool
+    ):
+        self.preds, self.metric = preds, metric
+        self.fig = go.FigureWidget()
+        for p in preds:
+            line = dict(color=PRED_COLORS.get(p), width=2)
+            self.fig.add_trace(go.Scatter(x=curves["dim"], y=curves[f"{metric}_pred_{p}"], mode="lines",
+                                          name=f"predicted: {p}", line=line))
+        self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", marker=MEASURED_STYLE))
+        self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="at the slider", showlegend=False,
+                                      marker=dict(size=11, color=[PRED_COLORS.get(p) for p in preds],
+                                                  line=dict(color="white", width=1))))
+        _layout(self.fig, title, xaxis_title="kept width d'", yaxis_title=ytitle,
+                yaxis_type="log" if log else "linear")
+
+    def update(self, dim: int, pred: dict[str, float], measured: list[tuple[int, float]]) -> None:
+        with self.fig.batch_update():
+            n = len(self.preds)
+            self.fig.data[n].x = [d for d, _ in measured]
+            self.fig.data[n].y = [v for _, v in measured]
+            self.fig.data[n + 1].x = [dim] * n
+            self.fig.data[n + 1].y = [pred[f"{self.metric}_pred_{p}"] for p in self.preds]
+            self.fig.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=dim, x1=dim, y0=0, y1=1,
+                                           line=dict(color="rgba(0,0,0,0.35)", dash="dash"))]
+
+
+def _pred_table(dim: int, hidden: int, pred: dict[str, float], preds: list[str], row: dict | None) -> str:
+    """HTML: each predictor's PPL (and accuracy) at d', with the signed error when d' was measured."""
+    head = f"<b>d' = {dim}</b> (s = {1 - dim / hidden:.3f})"
+    cells = ["<tr><th>predictor</th><th>PPL</th><th>top-1 acc</th><th>PPL error</th></tr>"]
+    for p in preds:
+        err = ""
+        if row is not None:
+            err = f"{100 * (pred[f'ppl_pred_{p}'] / row['ppl_measured'] - 1):+.1f}%"
+        cells.append(f"<tr><td>{p}</td><td>{pred[f'ppl_pred_{p}']:.3f}</td>"
+                     f"<td>{pred[f'acc_pred_{p}']:.4f}</td><td>{err}</td></tr>")
+    if row is not None:
+        acc = row.get("acc_measured")
+        cells.append(f"<tr><td><b>measured</b></td><td><b>{row['ppl_measured']:.3f}</b></td>"
+                     f"<td>{'' if acc is None else f'{acc:.4f}'}</td><td></td></tr>")
+    else:
+        cells.append("<tr><td colspan=4><i>not measured at this d'</i></td></tr>")
+    return f"{head}<table>{''.join(cells)}</table>"
+
+
+def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[int, float] | None = None,
+                    dim: int = 432, min_dim: int | None = None) -> Explorer:
+    """A d' slider over the paper's law and the Fisher-increment predictions of perplexity, with measured
+    points; below, where along depth the Fisher estimate charges the loss at that d' (½·mean_t (g_s·δ_s)²
+    per site) next to the fraction of energy each site discards. Moves are table lookups, nothing else."""
+    D = dense.hidden
+    min_dim = min_dim or max(8, D // 4)
+    preds = _predictors(tables)
+    curves = prediction_curves(dense, tables, min_dim)
+    measured = dict(measured or {})
+    slider = W.IntSlider(value=dim, min=min_dim, max=D, step=8 if D >= 64 else 1, description="d'",
+                         continuous_update=True, layout=W.Layout(width="70%"))
+    ppl = _CurveFigure(curves, preds, "ppl", "perplexity against kept width d'", "perplexity", log=True)
+    sites = go.FigureWidget(make_subplots(specs=[[{"secondary_y": True}]]))
+    S = tables.diag.shape[0]
+    sites.add_trace(go.Bar(x=list(range(S)), y=[0.0] * S, name="Fisher increment ½·mean (g·δ)² (nats)",
+                           marker_color=FISHER_COLOR), secondary_y=False)
+    sites.add_trace(go.Scatter(x=list(range(S)), y=[None] * S, mode="lines+markers", name="energy discarded",
+                               marker=dict(size=4), line=dict(color=SLICED_COLOR)), secondary_y=True)
+    _layout(sites, "", xaxis_title="site (0 = embeddings, 2i+1 = after attention i, 2i+2 = after MLP i)")
+    sites.update_yaxes(title_text="nats", secondary_y=False)
+    sites.update_yaxes(title_text="fraction of energy discarded", type="log", exponentformat="power",
+                       secondary_y=True)
+    table = W.HTML()
+    ex = Explorer(box=W.VBox([slider, table, ppl.fig, sites]), controls={"dim": slider},
+                  figures={"ppl": ppl.fig, "sites": sites}, outputs={"table": table})
+
+    def update(_: Any = None) -> None:
+        d = int(slider.value)
+        pred = predict_point(dense, d, tables)
+        ex.state.update(dim=d, **pred)
+        ppl.update(d, pred, sorted(measured.items()))
+        per_site = (0.5 * tables.diag[:, d] / tables.tokens).tolist()
+        with sites.batch_update():
+            sites.data[0].y = per_site
+            sites.data[1].y = [_log_or_none(1 - float(e)) for e in tables.energy[:, d]]
+            sites.layout.title = (f"where the loss is charged at d' = {d}: ΔL = {sum(per_site):.4f} nats "
+                                  f"(PPL × {math.exp(sum(per_site)):.3f})")
+        row = {"ppl_measured": measured[d]} if d in measured else None
+        table.value = _pred_table(d, D, pred, preds, row)
+
+    slider.observe(_counted(ex, update), names="value")
+    update()
+    return ex
+
+
+# ----------------------------------------------------------------------------- 03 dimension sweep
+
+
+class SweepBench:
+    """A live dimension sweep kept in a sweep folder (the `slicedim sweep --out DIR` format, see `sweep.py`):
+    the dense metrics and Fisher tables are computed once and cached there, measured points are appended to
+    its results.csv/json, and a folder with other settings is refused (or wiped with `fresh=True`).
+
+    `measure(d)` measures one kept width for real: with `cfg.basis == "interleaved"` a SliceGPT calibration +
+    slice, with "dense" the dense model projected on its dense PCA bases (no calibration per point).
+    `max_layers` keeps only the first layers (`keep_layers`, for smoke runs); the model name in the folder's
+    settings records it, so such a folder never mixes with one of the whole model."""
+
+    def __init__(
+        self, cfg: SweepConfig, out: str | Path, lm: Any = None, device: str = "auto", batch_size: int = 4,
+        fresh: bool = False, progress: bool = True, max_layers: int | None = None,
+    ):
+        from .sites import dense_pcas
+
+        cfg.check()
+        if max_layers is not None:  # a shallower model is another model: its name (and fingerprint) says so
+            from .models import load_model
+
+            lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
+            if max_layers < lm.model.config.num_hidden_layers:
+                keep_layers(lm.model, max_layers)
+                cfg = replace(cfg, model=f"{cfg.model}#first-{max_layers}-layers")
+        self.cfg, self.out, self.batch_size, self.progress = cfg, Path(out), batch_size, progress
+        prepare_dir(self.out, cfg, fresh)
+        self.inp = load_inputs(cfg, lm, device)
+        model = self.inp.model
+        self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers
+        need_pcas = cfg.basis == "dense" or not (self.out / "fisher.pt").exists()
+        self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress) if need_pcas else None
+        self.dense, self.dense_raw, self.tables = dense_state(cfg, self.inp, self.out, batch_size, progress,
+                                                              self.pcas)
+        self.rows: list[dict] = read_rows(self.out)
+        self.columns = columns(cfg)
+
+    def measured(self) -> dict[int, dict]:
+        return {int(r["dim"]): r for r in self.rows}
+
+    def measure(self, dim: int) -> dict:
+        """Slice (or project) to `dim`, measure, write the row with every prediction and its error."""
+        from .sweep import ProjectedModel, sliced_params
+
+        t0 = time.perf_counter()
+        cfg, inp, D = self.cfg, self.inp, self.hidden
+        sd = site_dims(self.n_layers, D, dim=dim, slice_head=cfg.slice_head)
+        cal_loss = None
+        if dim == D and not cfg.slice_head:
+            meas, params, cal_loss = self.dense_raw, self.dense_raw["params"], self.dense.cal_nll
+        elif cfg.basis == "interleaved":
+            res = slice_model(inp.model, inp.cal_ids, sd, batch_size=self.batch_size, progress=self.progress)
+            meas = measure(res.model, inp, cfg, self.batch_size, self.progress)
+            params, cal_loss = count_params(res.model), res.cal_loss
+            del res
+        else:
+            meas = measure(ProjectedModel(inp.model, self.pcas, sd), inp, cfg, self.batch_size, self.progress)
+            params = sliced_params(inp.model, sd)
+        row = make_row(dim, 1 - dim / D, meas, self.dense, self.tables, params, cal_loss,
+                       time.perf_counter() - t0)
+        self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
+        write_rows(self.out, self.rows, self.columns)
+        return row
+
+    def table(self) -> pd.DataFrame:
+        """The measured rows (widest first): measured and predicted PPL with signed % errors."""
+        cols = ["dim", "sparsity", "ppl_measured"]
+        cols += [c for p in PREDICTORS for c in (f"ppl_pred_{p}", f"ppl_err_{p}")]
+        cols += ["acc_measured", "acc_pred_paper", "acc_pred_fisher", "mc_acc_measured", "seconds"]
+        df = pd.DataFrame(self.rows)
+        df = df[[c for c in cols if c in df.columns]]
+        return df.sort_values("dim", ascending=False).reset_index(drop=True)
+
+
+def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None) -> Explorer:
+    """Predicted vs measured perplexity and accuracy against d'. The slider moves the predictions instantly
+    (table lookups); "Measure d'" measures the slider's d' for real (`SweepBench.measure`) and adds the
+    point; the error of every predictor at the measured points is shown below."""
+    dense, tables, D = bench.dense, bench.tables, bench.hidden
+    min_dim = min_dim or max(8, D // 4)
+    preds = _predictors(tables)
+    curves = prediction_curves(dense, tables, min_dim)
+    slider = W.IntSlider(value=dim, min=min_dim, max=D, step=8 if D >= 64 else 1, description="d'",
+                         continuous_update=True, layout=W.Layout(width="70%"))
+    button = W.Button(description="Measure d'", button_style="warning", icon="flask",
+                      tooltip=f"slice to the slider's d' ({bench.cfg.basis} bases) and evaluate")
+    log = W.Output(layout=W.Layout(max_height="120px", overflow="auto"))
+    table = W.HTML()
+    ppl = _CurveFigure(curves, preds, "ppl", "perplexity against kept width d'", "perplexity", log=True)
+    acc = _CurveFigure(curves, preds, "acc", "next-token top-1 accuracy against d'", "top-1 accuracy",
+                       log=False)
+    figures = {"ppl": ppl.fig, "acc": acc.fig}
+    mc = None
+    if dense.mc_acc is not None:
+        mc = _CurveFigure(curves, preds, "mc_acc", "multiple-choice accuracy (corpus-mc) against d'",
+                          "accuracy", log=False)
+        figures["mc_acc"] = mc.fig
+    err = go.FigureWidget()
+    for p in preds:
+        err.add_trace(go.Bar(x=[], y=[], name=p, marker_color=PRED_COLORS.get(p)))
+    _layout(err, "perplexity error of each predictor at the measured points (signed %)",
+            xaxis_title="kept width d'", yaxis_title="predicted / measured − 1 (%)", barmode="group")
+    err.update_xaxes(type="category")
+    figures["error"] = err
+    ex = Explorer(box=W.VBox([W.HBox([slider, button]), table, log, *figures.values()]),
+                  controls={"dim": slider, "measure": button}, figures=figures,
+                  outputs={"table": table, "log": log})
+
+    def update(_: Any = None) -> None:
+        d = int(slider.value)
+        pred = predict_point(dense, d, tables)
+        meas = bench.measured()
+        ex.state.update(dim=d, **pred)
+        pts = sorted(meas)
+        ppl.update(d, pred, [(k, meas[k]["ppl_measured"]) for k in pts])
+        acc.update(d, pred, [(k, meas[k]["acc_measured"]) for k in pts])
+        if mc is not None:
+            mc.update(d, pred, [(k, meas[k]["mc_acc_measured"]) for k in pts
+                                if meas[k].get("mc_acc_measured") is not None])
+        with err.batch_update():
+            for i, p in enumerate(preds):
+                err.data[i].x = [str(k) for k in pts]
+                err.data[i].y = [meas[k].get(f"ppl_err_{p}") for k in pts]
+        summary = ""
+        if pts:
+            mean_abs = {p: sum(abs(meas[k][f"ppl_err_{p}"]) for k in pts) / len(pts) for p in preds}
+            summary = ("<br>mean |PPL error| over the measured points: "
+                       + ", ".join(f"{p} {v:.1f}%" for p, v in mean_abs.items()))
+        table.value = _pred_table(d, D, pred, preds, meas.get(d)) + summary
+
+    def measure_now(_: Any = None) -> None:
+        d = int(slider.value)
+        button.disabled, button.description = True, f"measuring d'={d}…"
+        try:
+            with log:
+                row = bench.measure(d)
+                print(f"measured d'={d}: PPL {row['ppl_measured']:.3f}, top-1 {row['acc_measured']:.4f} "
+                      f"({row['seconds']:.0f} s, {bench.cfg.basis} bases)")
+            ex.state["last_measured"] = row
+        finally:
+            button.disabled, button.description = False, "Measure d'"
+        update()
+
+    slider.observe(_counted(ex, update), names="value")
+    button.on_click(_counted(ex, measure_now))
+    update()
+    return ex
+
+
+# ----------------------------------------------------------------------------- 01 activation flow
+
+
+def _site_series(table: pd.DataFrame, metric: str) -> tuple[list[int], list[float]]:
+    """(sites, values) of one site-level metric of a flow table."""
+    t = table[(table["map"] == "") & (table["metric"] == metric)].sort_values("site")
+    return t["site"].astype(int).tolist(), t["value"].astype(float).tolist()
+
+
+def _layer_band(layer: int) -> list[dict]:
+    """A shaded band over the two sites of decoder layer `layer` (2i+1 attention, 2i+2 MLP)."""
+    return [dict(type="rect", xref="x", yref="paper", x0=2 * layer + 0.5, x1=2 * layer + 2.5, y0=0, y1=1,
+                 fillcolor="rgba(255,165,0,0.18)", line=dict(width=0), layer="below")]
+
+
+class _ReportCache:
+    """FlowSession reports by (basis, d'), so revisiting a slider position costs nothing."""
+
+    def __init__(self, session: Any, **kwargs: Any):
+        self.session, self.kwargs, self.reports = session, kwargs, {}
+
+    def get(self, dim: int, basis: str) -> Any:
+        key = (basis, dim)
+        if key not in self.reports:
+            if basis == "interleaved":  # one interleaved calibration is held at a time: keep its reports few
+                self.reports = {k: v for k, v in self.reports.items() if k[0] == "dense"}
+            self.reports[key] = self.session.report(dim, basis, **self.kwargs)
+        return self.reports[key]
+
+
+def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "dense",
+                  attribution: int | None = None) -> Explorer:
+    """Sliders for d' and layer over a `flow.FlowSession`: the layer's eigen-spectra with the cut, and along
+    depth the energy discarded, the residual stream's relative error, the logit-lens KL and (with
+    `attribution`, Gauss-Legendre nodes of the prediction decomposition; slower) each site's share of the loss
+    increase. A d' move costs one emulated forward pass with dense bases (no recalibration); "interleaved"
+    recalibrates per d'. Moving the layer is instant."""
+    D, L = session.D, session.L
+    cache = _ReportCache(session, attribution=attribution, maps=False)
+    wide = W.Layout(width="70%")
+    dim_s = W.IntSlider(value=dim, min=8, max=D, step=8, description="d'", continuous_update=False,
+                        layout=wide)
+    layer_s = W.IntSlider(value=min(layer, L - 1), min=0, max=L - 1, description="layer", layout=wide)
+    basis_s = W.ToggleButtons(options=["dense", "interleaved"], value=basis, description="bases",
+                              tooltips=["dense PCA: no recalibration per d'",
+                                        "SliceGPT: one calibration per d'"])
+    status = W.HTML()
+    spectra = go.FigureWidget()
+    for name, color in (("attention site", DENSE_COLOR), ("MLP site", FISHER_COLOR)):
+        spectra.add_trace(go.Scatter(mode="lines", name=name, line=dict(color=color)))
+    _layout(spectra, "", xaxis_title="eigen-direction (descending)", yaxis_title="share of the energy",
+            yaxis_type="log", yaxis_exponentformat="power")
+    energy = go.FigureWidget()
+    for name, color in (("calibration PCA", PAPER_COLOR), ("eval, dense activations", DENSE_COLOR),
+                        ("eval, sliced activations", SLICED_COLOR)):
+        energy.add_trace(go.Scatter(mode="lines+markers", name=name, marker=dict(size=4),
+                                    line=dict(color=color)))
+    _layout(energy, "", xaxis_title="site", yaxis_title="fraction of energy discarded", yaxis_type="log",
+            yaxis_exponentformat="power")
+    error = go.FigureWidget(make_subplots(specs=[[{"secondary_y": True}]]))
+    error.add_trace(go.Scatter(mode="lines+markers", name="relative error ‖x̃ − x‖/‖x‖", marker=dict(size=4),
+                               line=dict(color=SLICED_COLOR)), secondary_y=False)
+    error.add_trace(go.Scatter(mode="lines+markers", name="cosine(x̃, x)", marker=dict(size=4),
+                               line=dict(color=DENSE_COLOR)), secondary_y=True)
+    _layout(error, "", xaxis_title="site")
+    error.update_yaxes(title_text="relative error", secondary_y=False)
+    error.update_yaxes(title_text="cosine", secondary_y=True)
+    kl = go.FigureWidget(make_subplots(specs=[[{"secondary_y": True}]]))
+    kl.add_trace(go.Scatter(mode="lines+markers", name="KL(dense ‖ sliced), logit lens", marker=dict(size=5),
+                            line=dict(color=SLICED_COLOR)), secondary_y=False)
+    for name, color in (("lens loss, dense", DENSE_COLOR), ("lens loss, sliced", SLICED_COLOR)):
+        kl.add_trace(go.Scatter(mode="lines", name=name, line=dict(color=color, dash="dot")),
+                     secondary_y=True)
+    _layout(kl, "", xaxis_title="site")
+    kl.update_yaxes(title_text="KL (nats)", secondary_y=False)
+    kl.update_yaxes(title_text="next-token loss (nats)", secondary_y=True)
+    figures = {"spectra": spectra, "energy": energy, "error": error, "kl": kl}
+    attr = None
+    if attribution is not None:
+        attr = go.FigureWidget()
+        attr.add_trace(go.Bar(name="integrated gradients", marker_color=FISHER_COLOR))
+        attr.add_trace(go.Bar(name="first order", marker_color=PAPER_COLOR))
+        _layout(attr, "", xaxis_title="site", yaxis_title="Δ loss attributed (nats/token)", barmode="group")
+        figures["attribution"] = attr
+    ex = Explorer(box=W.VBox([dim_s, layer_s, basis_s, status, *figures.values()]),
+                  controls={"dim": dim_s, "layer": layer_s, "basis": basis_s}, figures=figures,
+                  outputs={"status": status})
+
+    def draw_layer(_: Any = None) -> None:
+        i, d = layer_s.value, dim_s.value
+        with spectra.batch_update():
+            for k, s in enumerate((2 * i + 1, 2 * i + 2)):
+                lam = session.pcas[s].eigvals.clamp_min(0)
+                share = (lam / lam.sum()).tolist()
+                spectra.data[k].x = list(range(1, D + 1))
+                spectra.data[k].y = [_log_or_none(v) for v in share]
+            spectra.layout.title = f"layer {i}: dense eigen-spectra of its two sites, cut at d' = {d}"
+            spectra.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=d + 0.5, x1=d + 0.5, y0=0,
+                                          y1=1, line=dict(color="black", dash="dash"))]
+        for fig in figures.values():
+            if fig is not spectra:
+                fig.layout.shapes = _layer_band(i)
+        rep = ex.state.get("report")
+        if rep is not None:
+            row = rep.per_layer().set_index("layer").loc[i]
+            shown = {k: row[k] for k in ("rel_error", "cosine", "lens_kl", "retained_eval") if k in row}
+            ex.state["layer_row"] = shown
+            status.value = (ex.state["summary_html"] + f"<br>layer {i} (its MLP site): "
+                            + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+
+    def draw_dim(_: Any = None) -> None:
+        d, b = int(dim_s.value), basis_s.value
+        status.value = f"<i>computing d' = {d} ({b} bases)…</i>"
+        t0 = time.perf_counter()
+        rep = cache.get(d, b)
+        t = rep.table
+        sm = rep.summary
+        ex.state.update(report=rep, dim=d, basis=b, seconds=time.perf_counter() - t0, **sm)
+        ex.state["summary_html"] = (
+            f"<b>d' = {d}</b>, {b} bases: PPL {sm['ppl_dense']:.3f} → <b>{sm['ppl_sliced']:.3f}</b>, top-1 "
+            f"{sm['accuracy_dense']:.4f} → {sm['accuracy_sliced']:.4f}, KL {sm['kl']:.4f} nats "
+            f"({ex.state['seconds']:.1f} s)")
+        with energy.batch_update():
+            for k, metric in enumerate(("retained_cal", "retained_eval_dense", "retained_eval")):
+                x, y = _site_series(t, metric)
+                energy.data[k].x, energy.data[k].y = x, [_log_or_none(1 - v) for v in y]
+            energy.layout.title = f"energy discarded along depth at d' = {d}"
+        with error.batch_update():
+            for k, metric in enumerate(("rel_error", "cosine")):
+                error.data[k].x, error.data[k].y = _site_series(t, metric)
+            error.layout.title = f"the residual stream against the dense one at d' = {d}"
+        with kl.batch_update():
+            for k, metric in enumerate(("lens_kl", "lens_loss_dense", "lens_loss_sliced")):
+                kl.data[k].x, kl.data[k].y = _site_series(t, metric)
+            kl.layout.title = f"logit lens along depth at d' = {d}"
+        if attr is not None:
+            with attr.batch_update():
+                for k, metric in enumerate(("attr_loss_integrated", "attr_loss_first")):
+                    attr.data[k].x, attr.data[k].y = _site_series(t, metric)
+                attr.layout.title = (f"prediction decomposition at d' = {d}: "
+                                     f"Δloss {sm['attr_loss_change']:.4f} = Σ integrated "
+                                     f"{sm['attr_loss_integrated_sum']:.4f} + remainder "
+                                     f"{sm['attr_loss_integrated_remainder']:.4f}")
+        draw_layer()
+
+    dim_cb = _counted(ex, draw_dim)
+    dim_s.observe(dim_cb, names="value")
+    basis_s.observe(dim_cb, names="value")
+    layer_s.observe(_counted(ex, draw_layer), names="value")
+    draw_dim()
+    return ex
+
+
+# ----------------------------------------------------------------------------- 02 linear maps
+
+
+def map_layer(role: str, site: int) -> int:
+    """The decoder layer a residual-stream map belongs to: a reader of site s (2i: attention input, 2i+1: MLP
+    input) is in layer s // 2, a writer of site s (2i+1, 2i+2) in layer (s − 1) // 2; the embedding is −1 and
+    the LM head L."""
+    return site // 2 if role == "reader" else (site - 1) // 2
+
+
+def map_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-map rows of a flow table, with `map_layer` (see `map_layer`) and a readable `label`."""
+    t = table[table["map"] != ""].copy()
+    t["map_layer"] = [map_layer(r, s) for r, s in zip(t["role"], t["site"])]
+    t["label"] = [f"{m}<br>({r})" for m, r in zip(t["map"], t["role"])]
+    return t
+
+
+def map_singular_values(
+    session: Any, dim: int, map_index: int, basis: str = "dense"
+) -> tuple[Tensor, Tensor]:
+    """Singular values (descending) of one map of `flow.linear_maps` at full width and sliced to `dim` with
+    `basis` bases: a reader keeps W B (its input restricted to the kept directions), a writer BᵀW."""
+    m = session.maps[map_index]
+    bases, _ = session.bases(dim, basis)
+    B = bases[m["site"]].double()
+    w = m["weight"]
+    ws = w @ B if m["role"] == "reader" else B.T @ w
+    return torch.linalg.svdvals(w), torch.linalg.svdvals(ws)
+
+
+def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "dense") -> Explorer:
+    """How a layer's linear maps split into kept and dropped directions at d' (`flow.FlowSession` map rows):
+    the share of each map's output energy (on dense eval activations) carried by the kept / dropped
+    directions and the share of its weight that survives; along depth, the dropped share of every map; and
+    the singular values of one map, full against sliced. Sliders for d' and layer, a dropdown for the map."""
+    D, L = session.D, session.L
+    cache = _ReportCache(session, attribution=None, maps=True)
+    wide = W.Layout(width="70%")
+    dim_s = W.IntSlider(value=dim, min=8, max=D, step=8, description="d'", continuous_update=False,
+                        layout=wide)
+    layer_s = W.IntSlider(value=min(layer, L - 1), min=0, max=L - 1, description="layer", layout=wide)
+
+    def layer_maps(i: int) -> list[tuple[str, int]]:
+        return [(f"{m['map']} ({m['role']})", k) for k, m in enumerate(session.maps)
+                if map_layer(m["role"], m["site"]) == i]
+
+    map_s = W.Dropdown(options=layer_maps(layer_s.value), description="map")
+    status = W.HTML()
+    bars = go.FigureWidget()
+    for name, color in (("output energy on kept directions", DENSE_COLOR),
+                        ("output energy on dropped directions", SLICED_COLOR),
+                        ("weight energy kept", PAPER_COLOR)):
+        bars.add_trace(go.Bar(name=name, marker_color=color))
+    _layout(bars, "", yaxis_title="fraction", barmode="group")
+    depth = go.FigureWidget()
+    _layout(depth, "", xaxis_title="layer", yaxis_title="output energy on dropped directions",
+            yaxis_type="log", yaxis_exponentformat="power")
+    sv = go.FigureWidget()
+    sv.add_trace(go.Scatter(mode="lines", name="full map", line=dict(color=DENSE_COLOR)))
+    sv.add_trace(go.Scatter(mode="lines", name="sliced map", line=dict(color=SLICED_COLOR)))
+    _layout(sv, "", xaxis_title="index", yaxis_title="singular value", yaxis_type="log")
+    figures = {"maps": bars, "depth": depth, "singular": sv}
+    ex = Explorer(box=W.VBox([dim_s, layer_s, map_s, status, *figures.values()]),
+                  controls={"dim": dim_s, "layer": layer_s, "map": map_s}, figures=figures,
+                  outputs={"status": status})
+
+    def draw_sv(_: Any = None) -> None:
+        if map_s.value is None:
+            return
+        d = int(dim_s.value)
+        full, sliced = map_singular_values(session, d, map_s.value, basis)
+        m = session.maps[map_s.value]
+        ratio = float(sliced[0] / full[0])
+        with sv.batch_update():
+            sv.data[0].x, sv.data[0].y = list(range(1, len(full) + 1)), full.tolist()
+            sv.data[1].x, sv.data[1].y = list(range(1, len(sliced) + 1)), sliced.tolist()
+            sv.layout.title = (f"singular values of layer {layer_s.value} {m['map']} ({m['role']} of site "
+                               f"{m['site']}): σ₁ sliced/full = {ratio:.4f}, rank ≤ {min(d, len(full))}")
+        ex.state.update(map=m["map"], sigma1_ratio=ratio)
+
+    def draw_layer(_: Any = None) -> None:
+        i = layer_s.value
+        mt = ex.state["maps"]
+        mt = mt[mt["map_layer"] == i]
+        with bars.batch_update():
+            for k, metric in enumerate(("act_kept", "act_dropped", "weight_kept")):
+                sel = mt[mt["metric"] == metric]
+                bars.data[k].x, bars.data[k].y = sel["label"].tolist(), sel["value"].tolist()
+            bars.layout.title = f"layer {i} at d' = {ex.state['dim']}: kept vs dropped directions, per map"
+        depth.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=i, x1=i, y0=0, y1=1,
+                                    line=dict(color="orange", width=2))]
+        options = layer_maps(i)
+        current = map_s.value
+        ids = [k for _, k in options]
+        with map_s.hold_trait_notifications():
+            map_s.options = options
+            map_s.value = current if current in ids else (ids[0] if ids else None)
+        draw_sv()
+
+    def draw_dim(_: Any = None) -> None:
+        d = int(dim_s.value)
+        status.value = f"<i>computing d' = {d}…</i>"
+        t0 = time.perf_counter()
+        rep = cache.get(d, basis)
+        mt = map_table(rep.table)
+        ex.state.update(report=rep, maps=mt, dim=d, seconds=time.perf_counter() - t0)
+        dropped = mt[(mt["metric"] == "act_dropped") & (mt["map_layer"] >= 0) & (mt["map_layer"] < L)]
+        with depth.batch_update():
+            depth.data = []
+            for name in sorted(set(dropped["map"])):
+                sel = dropped[dropped["map"] == name].sort_values("map_layer")
+                ys = [_log_or_none(v) for v in sel["value"]]
+                depth.add_trace(go.Scatter(x=sel["map_layer"].tolist(), y=ys, mode="lines+markers", name=name,
+                                           marker=dict(size=4)))
+            depth.layout.title = f"output energy each map sends through dropped directions, d' = {d}"
+        sm = rep.summary
+        status.value = (f"<b>d' = {d}</b> ({basis} bases): PPL {sm['ppl_dense']:.3f} → "
+                        f"{sm['ppl_sliced']:.3f}, KL {sm['kl']:.4f} nats ({ex.state['seconds']:.1f} s)")
+        draw_layer()
+
+    dim_s.observe(_counted(ex, draw_dim), names="value")
+    layer_s.observe(_counted(ex, draw_layer), names="value")
+    map_s.observe(_counted(ex, draw_sv), names="value")
+    draw_dim()
+    return ex
+
+
+def layer_maps_table(maps: pd.DataFrame, layer: int) -> pd.DataFrame:
+    """One row per map of decoder layer `layer` (rows of `map_table`), one column per metric."""
+    t = maps[maps["map_layer"] == layer]
+    return t.pivot_table(index=["map", "role", "site"], columns="metric", values="value").reset_index()
