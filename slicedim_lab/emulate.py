@@ -202,3 +202,69 @@ def emulated_logits(
 def site_residuals(cache, n_layers: int) -> list[Float[Tensor, "batch pos d_model"]]:
     """The 2L+1 site residuals from a cache that holds the `site_names` hooks."""
     return [cache[name] for name in site_names(n_layers)]
+
+
+# ----------------------------------------------------------------------------- installation / adapter check
+
+# Relative tolerances (of max |logit|) for `verify`. float32: on SmolLM2-135M the sliced-vs-dense and the
+# emulated-vs-sliced logits differ by ~1e-5 of max |logit| (unit roundoff 6e-8, amplified over 61 sequential
+# residual updates of a stream with a ~100x outlier coordinate and by different summation orders: rotated
+# bases, eager vs SDPA attention); a real mistake (a wrong basis at one site, a norm dividing by d' instead of
+# D, a missed fold) moves logits by O(1) relative, so 1e-3 sits two decades above rounding and far below a
+# bug. float64: HF's RMSNorm computes in float32 even for float64 models, which limits agreement to ~1e-7.
+VERIFY_RTOL = {torch.float64: 1e-5, torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 5e-2}
+
+
+@torch.no_grad()
+def verify(
+    model: nn.Module,
+    cal_ids: Int[Tensor, "n_cal seq_cal"],
+    ids: Int[Tensor, "n seq"],
+    dim: int | None = None,
+    *,
+    tokenizer=None,
+    batch_size: int = 4,
+    progress: bool = False,
+) -> dict:
+    """Check the installation and the architecture adapter on a real model: (1) full-width invariance: slice
+    at d' = D everywhere and compare logits with the dense model; (2) emulation: slice at `dim` (default: 25%
+    sparsity) and compare the sliced model's logits with the hook emulation on the bridge using its bases.
+    `ok` when both max |diff| <= VERIFY_RTOL[dtype] * max |dense logit|."""
+    from .bridge import boot_bridge
+    from .slicing import dim_for_sparsity, site_dims, slice_model
+
+    L, D = model.config.num_hidden_layers, model.config.hidden_size
+    dim = dim_for_sparsity(0.25, D) if dim is None else dim
+    if not 1 <= dim <= D:
+        raise UsageError(f"dim must be in [1, {D}], got {dim}")
+    dtype = next(model.parameters()).dtype
+    dev = next(model.parameters()).device
+    ids = ids.to(dev)
+    dense = model(input_ids=ids, use_cache=False).logits
+    full = slice_model(model, cal_ids, [D] * n_sites(L), batch_size=batch_size, progress=progress)
+    inv = (full.model(input_ids=ids, use_cache=False).logits - dense).abs().max().item()
+    del full
+    res = slice_model(model, cal_ids, site_dims(L, D, dim=dim), batch_size=batch_size, progress=progress)
+    sliced = res.model(input_ids=ids, use_cache=False).logits
+    bases = res.bases
+    del res
+    bridge = boot_bridge(model, tokenizer)
+    emu = (emulated_logits(bridge, ids, bases) - sliced).abs().max().item()
+    scale = dense.abs().max().item()
+    tol = VERIFY_RTOL.get(dtype, 1e-3) * max(scale, 1.0)
+    return {
+        "invariance_max_abs_diff": inv,
+        "emulation_max_abs_diff": emu,
+        "max_abs_logit": scale,
+        "tolerance": tol,
+        "invariance_ok": inv <= tol,
+        "emulation_ok": emu <= tol,
+        "ok": inv <= tol and emu <= tol,
+        "dim": dim,
+        "hidden_size": D,
+        "architecture": type(model).__name__,
+        "dtype": str(dtype).removeprefix("torch."),
+        "windows": int(ids.shape[0]),
+        "seqlen": int(ids.shape[1]),
+        "cal_windows": int(cal_ids.shape[0]),
+    }
