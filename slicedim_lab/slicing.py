@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,9 +105,9 @@ def load_schedule(spec: str) -> list[int]:
 
 def _assign(lin: nn.Module, weight: Tensor, bias: Tensor | None, like: nn.Module) -> None:
     dt, dev = like.weight.dtype, like.weight.device
-    lin.weight = nn.Parameter(weight.to(dev, dt), requires_grad=False)
+    lin.weight = nn.Parameter(weight.to(dev, dt).contiguous(), requires_grad=False)
     if bias is not None:
-        lin.bias = nn.Parameter(bias.to(dev, dt), requires_grad=False)
+        lin.bias = nn.Parameter(bias.to(dev, dt).contiguous(), requires_grad=False)
 
 
 def _fold_reader(lin: nn.Linear, scale: Tensor, basis: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -198,6 +199,9 @@ def slice_model(
         raise UsageError(f"final orientation must be pca or random, got {final_orientation!r}")
     if cal_ids.ndim != 2 or cal_ids.shape[0] < 1:
         raise UsageError("need at least one calibration window")
+    if cal_ids.numel() < max(dims) and max(dims) < D:
+        warnings.warn(f"{cal_ids.numel()} calibration tokens < kept width {max(dims)}: second moments are "
+                      "rank-deficient and directions past their rank are an arbitrary pick", stacklevel=2)
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     home = next(model.parameters()).device
