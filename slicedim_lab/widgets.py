@@ -389,6 +389,7 @@ def implied_kappa(ppl0: float, ppl: float, hidden: int, dim: int) -> float:
 PRED_COLORS = {"paper": PAPER_COLOR, "fisher": FISHER_COLOR, "fisher_cross": "#9467bd",
                "fisher_full": "#ff7f0e"}
 MEASURED_STYLE = dict(size=12, color="black", symbol="diamond")
+ERR_CLIP = 300.0  # error bars beyond ±300% are clipped (their labels keep the value)
 
 
 def prediction_curves(
@@ -411,7 +412,9 @@ class _CurveFigure:
     def __init__(
         self, curves: pd.DataFrame, preds: list[str], metric: str, title: str, ytitle: str, log: bool
     ):
-        self.preds, self.metric = preds, metric
+        self.preds, self.metric, self.log = preds, metric, log
+        own = [curves[f"{metric}_pred_{p}"] for p in preds if p != "paper"]
+        self.own_range = (min(float(c.min()) for c in own), max(float(c.max()) for c in own)) if own else None
         self.fig = go.FigureWidget()
         for p in preds:
             line = dict(color=PRED_COLORS.get(p), width=2)
@@ -433,6 +436,12 @@ class _CurveFigure:
             self.fig.data[n + 1].y = [pred[f"{self.metric}_pred_{p}"] for p in self.preds]
             self.fig.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=dim, x1=dim, y0=0, y1=1,
                                            line=dict(color="rgba(0,0,0,0.35)", dash="dash"))]
+            if self.log and self.own_range is not None:
+                # the paper's curve grows like PPL0^(D/d') and would flatten everything else: the axis spans
+                # our predictors and the measured points (zoom out to follow the paper's curve up)
+                vals = [*self.own_range, *(v for _, v in measured)]
+                lo, hi = max(min(vals), 1e-300) / 1.15, max(vals) * 2.0
+                self.fig.layout.yaxis.range = [math.log10(lo), math.log10(hi)]
 
 
 def _pred_table(dim: int, hidden: int, pred: dict[str, float], preds: list[str], row: dict | None) -> str:
@@ -601,8 +610,9 @@ def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None
         figures["mc_acc"] = mc.fig
     err = go.FigureWidget()
     for p in preds:
-        err.add_trace(go.Bar(x=[], y=[], name=p, marker_color=PRED_COLORS.get(p)))
-    _layout(err, "perplexity error of each predictor at the measured points (signed %)",
+        err.add_trace(go.Bar(x=[], y=[], name=p, marker_color=PRED_COLORS.get(p), textposition="outside",
+                             cliponaxis=False))
+    _layout(err, f"perplexity error at the measured points (signed %, bars clipped at ±{ERR_CLIP:.0f}%)",
             xaxis_title="kept width d'", yaxis_title="predicted / measured − 1 (%)", barmode="group")
     err.update_xaxes(type="category")
     figures["error"] = err
@@ -623,8 +633,10 @@ def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None
                                 if meas[k].get("mc_acc_measured") is not None])
         with err.batch_update():
             for i, p in enumerate(preds):
+                vals = [meas[k].get(f"ppl_err_{p}") for k in pts]
                 err.data[i].x = [str(k) for k in pts]
-                err.data[i].y = [meas[k].get(f"ppl_err_{p}") for k in pts]
+                err.data[i].y = [None if v is None else max(-ERR_CLIP, min(ERR_CLIP, v)) for v in vals]
+                err.data[i].text = [None if v is None else f"{v:+.3g}%" for v in vals]
         summary = ""
         if pts:
             mean_abs = {p: sum(abs(meas[k][f"ppl_err_{p}"]) for k in pts) / len(pts) for p in preds}
@@ -827,10 +839,12 @@ def map_singular_values(
 ) -> tuple[Tensor, Tensor]:
     """Singular values (descending) of one map of `flow.linear_maps` at full width and sliced to `dim` with
     `basis` bases: a reader keeps W B (its input restricted to the kept directions), a writer BᵀW."""
+    from .flow import map_weight
+
     m = session.maps[map_index]
     bases, _ = session.bases(dim, basis)
     B = bases[m["site"]].double()
-    w = m["weight"]
+    w = map_weight(m)
     ws = w @ B if m["role"] == "reader" else B.T @ w
     return torch.linalg.svdvals(w), torch.linalg.svdvals(ws)
 
@@ -872,7 +886,7 @@ def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
                   outputs={"status": status})
 
     def draw_sv(_: Any = None) -> None:
-        if map_s.value is None:
+        if map_s.value is None or ex.state.get("quiet"):
             return
         d = int(dim_s.value)
         full, sliced = map_singular_values(session, d, map_s.value, basis)
@@ -899,9 +913,13 @@ def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
         options = layer_maps(i)
         current = map_s.value
         ids = [k for _, k in options]
-        with map_s.hold_trait_notifications():
+        ex.state["quiet"] = True  # the dropdown's own callback stays quiet while its options change
+        try:
             map_s.options = options
-            map_s.value = current if current in ids else (ids[0] if ids else None)
+            if current in ids:
+                map_s.value = current
+        finally:
+            ex.state["quiet"] = False
         draw_sv()
 
     def draw_dim(_: Any = None) -> None:
