@@ -235,7 +235,7 @@ def attribute_batch(
                 final = g[-1].double()
                 out[f"direct_{z}"] += np.array([float((final * e.double()).sum()) for e in writes])
         if key == "first":
-            out["z0_logit"], out["z0_loss"] = float(z_logit), float(z_loss)
+            out["z0_logit"], out["z0_loss"] = float(z_logit.detach()), float(z_loss.detach())
         del logits, g_logit, g_loss
     return out
 
@@ -324,7 +324,7 @@ def linear_maps(model: nn.Module) -> list[dict]:
 @torch.no_grad()
 def map_weight(m: dict) -> Float[Tensor, "out inp"]:
     """A map's weight as out x in float64 (embedding: D x vocab), a reader's norm scale folded in."""
-    w = m["module"].weight.double()
+    w = m["module"].weight.detach().double()
     if isinstance(m["module"], nn.Embedding):
         return w.T
     return w if m["scale"] is None else w * m["scale"].double()[None, :]
@@ -680,3 +680,37 @@ class FlowSession:
         if dim is None:
             raise UsageError("the interleaved spectrum depends on d': give dim")
         return spectrum_table(self.bases(dim, "interleaved")[1], "interleaved")
+
+
+# ----------------------------------------------------------------------------- text output
+
+LAYER_COLUMNS = [  # (per_layer column, header, format)
+    ("d_site", "d", "{:.0f}"),
+    ("retained_cal", "ret_cal", "{:.4f}"),
+    ("retained_eval_min", "ret_eval", "{:.4f}"),
+    ("rel_error", "rel_err", "{:.3f}"),
+    ("cosine", "cos", "{:.3f}"),
+    ("lens_kl", "lens_kl", "{:.3f}"),
+    ("lens_dloss", "lens_dloss", "{:+.3f}"),
+    ("attr_loss_integrated", "attr_loss", "{:+.4f}"),
+    ("attr_loss_direct", "direct", "{:+.4f}"),
+    ("worst_map", "least-kept map", "{}"),
+    ("worst_map_act_kept", "kept", "{:.3f}"),
+]
+
+
+def format_layers(layers: pd.DataFrame) -> str:
+    """The per-layer table as aligned text (layer -1 is printed as `embed`); absent metrics are skipped."""
+    layers = layers.copy()
+    if {"lens_loss_sliced", "lens_loss_dense"} <= set(layers.columns):
+        layers["lens_dloss"] = layers["lens_loss_sliced"] - layers["lens_loss_dense"]
+    cols = [c for c in LAYER_COLUMNS if c[0] in layers.columns]
+    table = [["layer"] + [h for _, h, _ in cols]]
+    for _, r in layers.iterrows():
+        cells = ["embed" if r["layer"] == -1 else str(int(r["layer"]))]
+        for c, _, f in cols:
+            v = r[c]
+            cells.append("" if (isinstance(v, float) and math.isnan(v)) else f.format(v))
+        table.append(cells)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in table)
