@@ -436,7 +436,7 @@ maps = sw.maps_explorer(session, dim=DIM, layer=LAYER)
 sw.show(maps, INTERACTIVE)
 """),
     code("""
-sw.layer_maps_table(maps.state["maps"], LAYER)
+sw.layer_maps_table(maps.state["maps"], maps.controls["layer"].value, maps.state["weight_kept"]).round(4)
 """),
     md("## The spectra those maps see (dense PCA of every site)"),
     code("""

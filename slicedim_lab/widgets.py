@@ -852,8 +852,9 @@ def map_singular_values(
 def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "dense") -> Explorer:
     """How a layer's linear maps split into kept and dropped directions at d' (`flow.FlowSession` map rows):
     the share of each map's output energy (on dense eval activations) carried by the kept / dropped
-    directions and the share of its weight that survives; along depth, the dropped share of every map; and
-    the singular values of one map, full against sliced. Sliders for d' and layer, a dropdown for the map."""
+    directions and the share of its weight energy that survives (from the singular values of the layer's
+    maps, computed on demand); along depth, the dropped share of every map; and the singular values of one
+    map, full against sliced. Sliders for d' and layer, a dropdown for the map."""
     D, L = session.D, session.L
     cache = _ReportCache(session, attribution=None, maps=True)
     wide = W.Layout(width="70%")
@@ -879,17 +880,24 @@ def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
     sv = go.FigureWidget()
     sv.add_trace(go.Scatter(mode="lines", name="full map", line=dict(color=DENSE_COLOR)))
     sv.add_trace(go.Scatter(mode="lines", name="sliced map", line=dict(color=SLICED_COLOR)))
-    _layout(sv, "", xaxis_title="index", yaxis_title="singular value", yaxis_type="log")
+    _layout(sv, "", xaxis_title="index", yaxis_title="singular value", yaxis_type="log", yaxis_dtick="D2")
     figures = {"maps": bars, "depth": depth, "singular": sv}
     ex = Explorer(box=W.VBox([dim_s, layer_s, map_s, status, *figures.values()]),
                   controls={"dim": dim_s, "layer": layer_s, "map": map_s}, figures=figures,
                   outputs={"status": status})
 
+    sv_cache: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+
+    def singular(d: int, k: int) -> tuple[Tensor, Tensor]:
+        if (d, k) not in sv_cache:
+            sv_cache[(d, k)] = map_singular_values(session, d, k, basis)
+        return sv_cache[(d, k)]
+
     def draw_sv(_: Any = None) -> None:
         if map_s.value is None or ex.state.get("quiet"):
             return
         d = int(dim_s.value)
-        full, sliced = map_singular_values(session, d, map_s.value, basis)
+        full, sliced = singular(d, map_s.value)
         m = session.maps[map_s.value]
         ratio = float(sliced[0] / full[0])
         with sv.batch_update():
@@ -900,14 +908,23 @@ def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
         ex.state.update(map=m["map"], sigma1_ratio=ratio)
 
     def draw_layer(_: Any = None) -> None:
-        i = layer_s.value
+        i, d = layer_s.value, ex.state["dim"]
         mt = ex.state["maps"]
         mt = mt[mt["map_layer"] == i]
+        kept_w = {}
+        for _label, k in layer_maps(i):  # ‖sliced W‖²_F / ‖W‖²_F = Σσ_sliced² / Σσ_full²
+            full, sliced = singular(d, k)
+            kept_w[(session.maps[k]["map"], session.maps[k]["role"])] = float(sliced.square().sum()
+                                                                             / full.square().sum())
         with bars.batch_update():
-            for k, metric in enumerate(("act_kept", "act_dropped", "weight_kept")):
+            for k, metric in enumerate(("act_kept", "act_dropped")):
                 sel = mt[mt["metric"] == metric]
                 bars.data[k].x, bars.data[k].y = sel["label"].tolist(), sel["value"].tolist()
-            bars.layout.title = f"layer {i} at d' = {ex.state['dim']}: kept vs dropped directions, per map"
+            sel = mt[mt["metric"] == "act_kept"]
+            bars.data[2].x = sel["label"].tolist()
+            bars.data[2].y = [kept_w.get((m, r)) for m, r in zip(sel["map"], sel["role"])]
+            bars.layout.title = f"layer {i} at d' = {d}: kept vs dropped directions, per map"
+        ex.state["weight_kept"] = kept_w
         depth.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=i, x1=i, y0=0, y1=1,
                                     line=dict(color="orange", width=2))]
         options = layer_maps(i)
@@ -950,7 +967,12 @@ def maps_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
     return ex
 
 
-def layer_maps_table(maps: pd.DataFrame, layer: int) -> pd.DataFrame:
-    """One row per map of decoder layer `layer` (rows of `map_table`), one column per metric."""
+def layer_maps_table(maps: pd.DataFrame, layer: int, weight_kept: dict | None = None) -> pd.DataFrame:
+    """One row per map of decoder layer `layer` (rows of `map_table`), one column per metric; with
+    `weight_kept` ((map, role) -> share, a maps explorer's `state["weight_kept"]`) that column too."""
     t = maps[maps["map_layer"] == layer]
-    return t.pivot_table(index=["map", "role", "site"], columns="metric", values="value").reset_index()
+    df = t.pivot_table(index=["map", "role", "site"], columns="metric", values="value").reset_index()
+    if weight_kept:
+        df["weight_kept"] = [weight_kept.get((m, r)) for m, r in zip(df["map"], df["role"])]
+    df.columns.name = None
+    return df
