@@ -333,21 +333,23 @@ site). Sliders for d' and the layer; plotly figures update live:
   activations, and on the activations that actually reach each projection in the sliced model);
 - the relative error ‖x̃ − x‖/‖x‖ and the cosine of the sliced residual against the dense one;
 - the logit lens: KL(dense ‖ sliced) of next-token distributions read at every layer's output, and the loss;
-- the prediction decomposition: how much of the loss increase each site's cut accounts for
-  (integrated gradients along dense → sliced, and the first-order term).
+- the prediction decomposition (tick its box; several times slower per move): how much of the loss
+  increase each site's cut accounts for (integrated gradients along dense → sliced, and the first-order
+  term); attributions + remainder reconstruct the sliced loss exactly.
 
 With `dense` bases (one PCA of the dense model serves every d') a d' move costs one emulated forward pass
 (plus the gradient passes of the decomposition); `interleaved` runs SliceGPT's calibration per d'.
 
 **How long.** Default sizes (8 × 256 calibration, 4 × 256 eval), measured on a 2-core CPU: about 2 minutes
-to set up, then 10–30 s per d' move (a few seconds without the decomposition, `ATTRIBUTION = None`);
-layer moves are instant. On a GPU: seconds (not measured here). The CI run (2 × 64 tokens) takes ~2 minutes.
+to set up, then ~30 s per d' move (a few minutes with the prediction decomposition ticked); layer moves
+are instant. On a GPU: seconds (not measured here). The CI run (2 × 64 tokens) takes ~2 minutes.
 """),
     params("""
 DIM = 432  # initial kept width
 LAYER = 14  # initial layer
 BASIS = "dense"  # dense or interleaved
-ATTRIBUTION = 2  # Gauss-Legendre nodes of the prediction decomposition; 0 first order only; None skips it
+ATTRIBUTION = False  # start with the prediction decomposition on, several times slower per move
+NODES = 2  # Gauss-Legendre nodes of the decomposition, 0 keeps the first-order term only
 COMPARE_INTERLEAVED = True  # also compare dense and interleaved bases at DIM, one calibration
 CAL_WINDOWS = 8
 CAL_SEQLEN = 256
@@ -363,7 +365,7 @@ sites along depth). Site 0 is the embeddings, site 2i+1 the residual after layer
 after its MLP block.
 """),
     code("""
-flow = sw.flow_explorer(session, dim=DIM, layer=LAYER, basis=BASIS, attribution=ATTRIBUTION)
+flow = sw.flow_explorer(session, dim=DIM, layer=LAYER, basis=BASIS, attribution=ATTRIBUTION, nodes=NODES)
 sw.show(flow, INTERACTIVE)
 """),
     md("One row per layer at the current d': the metrics at its output site and its summed attributions."),
@@ -386,6 +388,7 @@ compare
 if not INTERACTIVE:
     flow.controls["layer"].value = 1
     flow.controls["dim"].value = DIM - 96
+    flow.controls["attribution"].value = True  # the prediction decomposition at that d'
     flow.controls["layer"].value = L - 1
     print({k: round(flow.state[k], 4) for k in ("ppl_dense", "ppl_sliced", "kl")}, flow.state["layer_row"])
 """),

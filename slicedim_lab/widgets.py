@@ -46,6 +46,8 @@ from .sweep import (
 
 DENSE_COLOR, SLICED_COLOR, PAPER_COLOR, FISHER_COLOR = "#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"
 FIG_HEIGHT = 360
+TABLE_CSS = ("<style>.sdl-table td, .sdl-table th {padding: 2px 12px; text-align: left; "
+             "border-bottom: 1px solid #ddd; vertical-align: top}</style>")
 
 
 # ----------------------------------------------------------------------------- explorers and saving
@@ -237,7 +239,7 @@ def generation_explorer(
             ex.state[name] = reply
             rows.append(f"<tr><td><b>{html.escape(name)}</b><br><small>{dt:.1f} s</small></td>"
                         f"<td style='text-align:left'>{html.escape(reply)}</td></tr>")
-        answers.value = f"<table>{''.join(rows)}</table>"
+        answers.value = f"{TABLE_CSS}<table class='sdl-table'>{''.join(rows)}</table>"
 
     button.on_click(_counted(ex, update))
     return ex
@@ -460,7 +462,7 @@ def _pred_table(dim: int, hidden: int, pred: dict[str, float], preds: list[str],
                      f"<td>{'' if acc is None else f'{acc:.4f}'}</td><td></td></tr>")
     else:
         cells.append("<tr><td colspan=4><i>not measured at this d'</i></td></tr>")
-    return f"{head}<table>{''.join(cells)}</table>"
+    return f"{head}{TABLE_CSS}<table class='sdl-table'>{''.join(cells)}</table>"
 
 
 def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[int, float] | None = None,
@@ -679,29 +681,31 @@ def _layer_band(layer: int) -> list[dict]:
 
 
 class _ReportCache:
-    """FlowSession reports by (basis, d'), so revisiting a slider position costs nothing."""
+    """FlowSession reports by (basis, d', extra options), so revisiting a slider position costs nothing."""
 
     def __init__(self, session: Any, **kwargs: Any):
         self.session, self.kwargs, self.reports = session, kwargs, {}
 
-    def get(self, dim: int, basis: str) -> Any:
-        key = (basis, dim)
+    def get(self, dim: int, basis: str, **kwargs: Any) -> Any:
+        opts = {**self.kwargs, **kwargs}
+        key = (basis, dim, tuple(sorted(opts.items())))
         if key not in self.reports:
             if basis == "interleaved":  # one interleaved calibration is held at a time: keep its reports few
                 self.reports = {k: v for k, v in self.reports.items() if k[0] == "dense"}
-            self.reports[key] = self.session.report(dim, basis, **self.kwargs)
+            self.reports[key] = self.session.report(dim, basis, **opts)
         return self.reports[key]
 
 
 def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "dense",
-                  attribution: int | None = None) -> Explorer:
+                  attribution: bool = False, nodes: int = 2) -> Explorer:
     """Sliders for d' and layer over a `flow.FlowSession`: the layer's eigen-spectra with the cut, and along
-    depth the energy discarded, the residual stream's relative error, the logit-lens KL and (with
-    `attribution`, Gauss-Legendre nodes of the prediction decomposition; slower) each site's share of the loss
-    increase. A d' move costs one emulated forward pass with dense bases (no recalibration); "interleaved"
-    recalibrates per d'. Moving the layer is instant."""
+    depth the energy discarded, the residual stream's relative error and cosine, the logit-lens KL and loss,
+    and — while the "prediction decomposition" box is ticked (`attribution`; gradient passes with `nodes`
+    Gauss-Legendre nodes, several times slower) — each site's share of the loss increase. A d' move costs one
+    emulated forward pass with dense bases (no recalibration); "interleaved" recalibrates per d'. Moving the
+    layer is instant."""
     D, L = session.D, session.L
-    cache = _ReportCache(session, attribution=attribution, maps=False)
+    cache = _ReportCache(session, maps=False)
     wide = W.Layout(width="70%")
     dim_s = W.IntSlider(value=dim, min=8, max=D, step=8, description="d'", continuous_update=False,
                         layout=wide)
@@ -709,6 +713,7 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
     basis_s = W.ToggleButtons(options=["dense", "interleaved"], value=basis, description="bases",
                               tooltips=["dense PCA: no recalibration per d'",
                                         "SliceGPT: one calibration per d'"])
+    attr_box = W.Checkbox(value=attribution, description="prediction decomposition (slower)", indent=False)
     status = W.HTML()
     spectra = go.FigureWidget()
     for name, color in (("attention site", DENSE_COLOR), ("MLP site", FISHER_COLOR)):
@@ -739,17 +744,14 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
     _layout(kl, "", xaxis_title="site")
     kl.update_yaxes(title_text="KL (nats)", secondary_y=False)
     kl.update_yaxes(title_text="next-token loss (nats)", secondary_y=True)
-    figures = {"spectra": spectra, "energy": energy, "error": error, "kl": kl}
-    attr = None
-    if attribution is not None:
-        attr = go.FigureWidget()
-        attr.add_trace(go.Bar(name="integrated gradients", marker_color=FISHER_COLOR))
-        attr.add_trace(go.Bar(name="first order", marker_color=PAPER_COLOR))
-        _layout(attr, "", xaxis_title="site", yaxis_title="Δ loss attributed (nats/token)", barmode="group")
-        figures["attribution"] = attr
-    ex = Explorer(box=W.VBox([dim_s, layer_s, basis_s, status, *figures.values()]),
-                  controls={"dim": dim_s, "layer": layer_s, "basis": basis_s}, figures=figures,
-                  outputs={"status": status})
+    attr = go.FigureWidget()
+    attr.add_trace(go.Bar(name="integrated gradients", marker_color=FISHER_COLOR))
+    attr.add_trace(go.Bar(name="first order", marker_color=PAPER_COLOR))
+    _layout(attr, "", xaxis_title="site", yaxis_title="Δ loss attributed (nats/token)", barmode="group")
+    figures = {"spectra": spectra, "energy": energy, "error": error, "kl": kl, "attribution": attr}
+    ex = Explorer(box=W.VBox([dim_s, layer_s, W.HBox([basis_s, attr_box]), status, *figures.values()]),
+                  controls={"dim": dim_s, "layer": layer_s, "basis": basis_s, "attribution": attr_box},
+                  figures=figures, outputs={"status": status})
 
     def draw_layer(_: Any = None) -> None:
         i, d = layer_s.value, dim_s.value
@@ -777,7 +779,7 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
         d, b = int(dim_s.value), basis_s.value
         status.value = f"<i>computing d' = {d} ({b} bases)…</i>"
         t0 = time.perf_counter()
-        rep = cache.get(d, b)
+        rep = cache.get(d, b, attribution=nodes if attr_box.value else None)
         t = rep.table
         sm = rep.summary
         ex.state.update(report=rep, dim=d, basis=b, seconds=time.perf_counter() - t0, **sm)
@@ -798,19 +800,21 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
             for k, metric in enumerate(("lens_kl", "lens_loss_dense", "lens_loss_sliced")):
                 kl.data[k].x, kl.data[k].y = _site_series(t, metric)
             kl.layout.title = f"logit lens along depth at d' = {d}"
-        if attr is not None:
-            with attr.batch_update():
-                for k, metric in enumerate(("attr_loss_integrated", "attr_loss_first")):
-                    attr.data[k].x, attr.data[k].y = _site_series(t, metric)
+        with attr.batch_update():
+            for k, metric in enumerate(("attr_loss_integrated", "attr_loss_first")):
+                attr.data[k].x, attr.data[k].y = _site_series(t, metric)
+            if attr_box.value:
                 attr.layout.title = (f"prediction decomposition at d' = {d}: "
                                      f"Δloss {sm['attr_loss_change']:.4f} = Σ integrated "
                                      f"{sm['attr_loss_integrated_sum']:.4f} + remainder "
-                                     f"{sm['attr_loss_integrated_remainder']:.4f}")
+                                     f"{sm['attr_loss_integrated_remainder']:.4f} nats/token")
+            else:
+                attr.layout.title = "prediction decomposition: tick the box above to compute it"
         draw_layer()
 
     dim_cb = _counted(ex, draw_dim)
-    dim_s.observe(dim_cb, names="value")
-    basis_s.observe(dim_cb, names="value")
+    for c in (dim_s, basis_s, attr_box):
+        c.observe(dim_cb, names="value")
     layer_s.observe(_counted(ex, draw_layer), names="value")
     draw_dim()
     return ex

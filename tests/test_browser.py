@@ -12,6 +12,7 @@ skip this test on a machine that cannot have a browser.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,52 +59,72 @@ def _lab_settings(folder: Path) -> None:
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
-def test_quickstart_renders_plotly_in_jupyterlab(browser_ready: None, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def jupyterlab(root: Path, tmp: Path) -> Iterator[tuple[str, str]]:
+    """A JupyterLab server over `root` on a free localhost port with a fresh token; yields (url, token)."""
+    settings = tmp / "settings"
+    _lab_settings(settings)
+    port, token = _free_port(), os.urandom(12).hex()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp / "jcfg"),
+           "JUPYTER_RUNTIME_DIR": str(tmp / "jrt"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--LabApp.expose_app_in_browser=True",
+           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'ws'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log_path = tmp / "lab.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(120):
+                if server.poll() is not None:
+                    break
+                try:
+                    urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(1)
+            else:
+                pytest.fail(f"JupyterLab did not start; log: {log_path.read_text()[-2000:]}")
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited; log: {log_path.read_text()[-2000:]}")
+            yield url, token
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def drive(url: str, token: str, notebook: str, shots: Path, timeout_s: int = 840, **opts: object) -> dict:
+    """Run `tests/browser/run_notebook.js` on an open notebook; returns its JSON result."""
+    args = {"url": url, "token": token, "notebook": notebook, "shots": str(shots), "timeout_s": timeout_s,
+            **opts}
+    proc = subprocess.run(["node", str(BROWSER_DIR / "run_notebook.js"), json.dumps(args)],
+                          capture_output=True, text=True, timeout=timeout_s + 60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def prepare(notebook: Path, folder: Path, **params: object) -> None:
+    """Copy `notebook` into `folder` with `params` injected (papermill's prepare-only mode, no execution)."""
     import papermill
 
+    papermill.execute_notebook(str(notebook), str(folder / notebook.name), prepare_only=True,
+                               parameters=params)
+
+
+def test_quickstart_renders_plotly_in_jupyterlab(browser_ready: None, tmp_path: Path) -> None:
     work, shots, out = tmp_path / "lab", tmp_path / "screenshots", tmp_path / "out"
     for d in (work, shots, out):
         d.mkdir()
-    papermill.execute_notebook(str(NOTEBOOK), str(work / NOTEBOOK.name), prepare_only=True,
-                               parameters={**SMALL, "INTERACTIVE": True, "OUT_DIR": str(out)})
-    settings = tmp_path / "settings"
-    _lab_settings(settings)
-    port, token = _free_port(), os.urandom(12).hex()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrt"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--LabApp.expose_app_in_browser=True",
-           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'ws'}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = (tmp_path / "lab.log").open("w")
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            if server.poll() is not None:
-                break
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"JupyterLab did not start; log: {(tmp_path / 'lab.log').read_text()[-2000:]}")
-        args = {"url": url, "token": token, "notebook": NOTEBOOK.name, "shots": str(shots), "timeout_s": 840}
-        proc = subprocess.run(["node", str(BROWSER_DIR / "run_notebook.js"), json.dumps(args)],
-                              capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    prepare(NOTEBOOK, work, **SMALL, INTERACTIVE=True, OUT_DIR=str(out))
+    with jupyterlab(work, tmp_path) as (url, token):
+        result = drive(url, token, NOTEBOOK.name, shots)
     print(f"screenshots: {shots}\n" + "\n".join(result["log"]))
     assert not result["errors"], result["errors"]
     assert result["plots"] >= 1, "no rendered plotly figure (.js-plotly-plot) in the page"

@@ -1,7 +1,9 @@
 // Open a notebook in a running JupyterLab with headless Debian chromium, run all cells, click its widgets,
 // and report what rendered. Used by tests/test_browser.py; run by hand:
-//   node tests/browser/run_notebook.js '{"url": "http://127.0.0.1:8888", "token": "...", "notebook": "00_quickstart.ipynb",
-//                                        "shots": "/tmp/shots", "timeout_s": 600}'
+//   node tests/browser/run_notebook.js '{"url": "http://127.0.0.1:8888", "token": "...",
+//     "notebook": "00_quickstart.ipynb", "shots": "/tmp/shots", "timeout_s": 600}'
+// Optional: "slider_keys": n (press ArrowRight n times on the first slider; negative: ArrowLeft), "click":
+// "Measure d'" (click that button and wait for its callback); without "click", a "Generate" button is clicked.
 // Prints one JSON line: {"ok", "plots", "cells", "errors", "clicked", "answers", "screenshots", "log"}.
 // Needs JupyterLab started with --LabApp.expose_app_in_browser=True (window.jupyterapp).
 "use strict";
@@ -74,9 +76,38 @@ async function main() {
     await plot.scrollIntoViewIfNeeded();
     await page.waitForTimeout(1500);
     await shot("01_first_plot");
+    // move the first slider with the keyboard, as a user would (its observe callback runs in the kernel)
+    if (opts.slider_keys) {
+      const handle = page.locator(".widget-slider .noUi-handle").first();
+      await handle.scrollIntoViewIfNeeded();
+      await handle.focus();
+      for (let i = 0; i < Math.abs(opts.slider_keys); i++) {
+        await page.keyboard.press(opts.slider_keys > 0 ? "ArrowRight" : "ArrowLeft");
+        await page.waitForTimeout(150);
+      }
+      await page.waitForTimeout(3000);
+      note(`slider moved ${opts.slider_keys} steps`);
+      await shot("02_slider_moved");
+    }
+    // click a button by its label; wait until the kernel's callback has disabled and re-enabled it
+    if (opts.click) {
+      const label = opts.click;
+      const button = page.locator("button.jupyter-button", { hasText: label }).first();
+      await button.scrollIntoViewIfNeeded();
+      await button.click();
+      result.clicked = true;
+      note(`clicked ${label}`);
+      await page.waitForFunction((l) => [...document.querySelectorAll("button.jupyter-button")]
+        .some((b) => b.disabled || !b.textContent.includes(l)), label, { timeout: 60000 }).catch(() => null);
+      await page.waitForFunction((l) => [...document.querySelectorAll("button.jupyter-button")]
+        .some((b) => !b.disabled && b.textContent.trim() === l), label, { timeout: left(), polling: 1000 });
+      note(`${label} done`);
+      await page.waitForTimeout(2000);
+      await shot("02_clicked");
+    }
     // click a widget button in the real front end (the kernel runs its callback) and wait for the answer
     const button = page.locator("button.jupyter-button", { hasText: "Generate" });
-    if (await button.count()) {
+    if (!opts.click && (await button.count())) {
       await button.first().scrollIntoViewIfNeeded();
       await button.first().click();
       result.clicked = true;
@@ -89,7 +120,7 @@ async function main() {
       await shot("02_generated");
     }
     // every plot, one screenshot each
-    const n = Math.min(result.plots, 6);
+    const n = Math.min(result.plots, opts.max_shots || 6);
     for (let i = 0; i < n; i++) {
       await page.locator(".js-plotly-plot").nth(i).scrollIntoViewIfNeeded();
       await page.waitForTimeout(700);
