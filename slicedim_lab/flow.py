@@ -5,10 +5,10 @@ Everything is a tidy pandas table (one row per site x metric, plus per-map rows)
 (0 = after the embeddings, 2i+1 = after layer i's attention block, 2i+2 = after its MLP block), `hook` is the
 TransformerLens name of that residual, `layer` is -1 for the embeddings, `kind` is embed | attn | mlp.
 
-`FlowSession` is built for a slider: one dense PCA of the calibration windows and one dense pass over the eval
-windows (site residuals, block writes and the logit-lens statistics of the dense model are cached), after
-which any d' with `dense` bases costs one emulated forward (plus the optional gradient passes of the
-prediction decomposition); `interleaved` bases cost one SliceGPT calibration per d' (cached per d').
+`FlowSession` is built for a slider: one dense PCA of the calibration windows (on first use) and one dense
+pass over the eval windows (site residuals, block writes and the dense logit-lens statistics are cached),
+after which any d' with `dense` bases costs one emulated forward (plus the optional gradient passes of the
+prediction decomposition); `interleaved` bases cost one SliceGPT calibration per d' (the last one is kept).
 
 Metrics per site s (x = dense residual, x~ = sliced residual, y~ = sliced residual before the projection,
 e = P y~ - y~ the site's write, B the site's D x d_s basis):
@@ -376,8 +376,6 @@ class FlowSession:
     ):
         import time
 
-        from .sites import dense_pcas
-
         if eval_ids.ndim != 2 or eval_ids.shape[1] < 2 or eval_ids.shape[0] < 1:
             raise UsageError(f"eval windows must be [n >= 1, seq >= 2], got {tuple(eval_ids.shape)}")
         self.model = model.eval()
@@ -392,9 +390,7 @@ class FlowSession:
         t = time.perf_counter()
         self.bridge = boot_bridge(model, tokenizer)
         self.seconds["boot"] = time.perf_counter() - t
-        t = time.perf_counter()
-        self.pcas = list(pcas) if pcas is not None else dense_pcas(model, cal_ids, batch_size, progress)
-        self.seconds["dense_pca"] = time.perf_counter() - t
+        self._pcas = list(pcas) if pcas is not None else None
         self.head = Head(model)
         self.lens_sites = sorted({*lens_sites(self.L, lens), self.S - 1})  # the final site gives the KL
         self.maps = linear_maps(model)
@@ -406,6 +402,19 @@ class FlowSession:
         self.seconds["dense_eval"] = time.perf_counter() - t
 
     # -- widths and bases
+
+    @property
+    def pcas(self) -> list[SitePCA]:
+        """The dense model's per-site PCA on the calibration windows (computed on first use, then kept)."""
+        if self._pcas is None:
+            import time
+
+            from .sites import dense_pcas
+
+            t = time.perf_counter()
+            self._pcas = dense_pcas(self.model, self.cal_ids, self.batch_size, self.progress)
+            self.seconds["dense_pca"] = time.perf_counter() - t
+        return self._pcas
 
     def dims(self, dim: int, slice_head: bool = False) -> list[int]:
         from .slicing import site_dims
