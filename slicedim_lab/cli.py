@@ -477,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `slicedim`: run one subcommand; a UsageError becomes `error: ...` and exit status 2."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # transformers' weight-loading bars: noise next to our own progress
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

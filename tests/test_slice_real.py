@@ -34,7 +34,7 @@ def to_phi3_layout(model) -> Phi3ForCausalLM:
         original_max_position_embeddings=c.max_position_embeddings, rms_norm_eps=c.rms_norm_eps,
         rope_parameters=dict(c.rope_parameters), hidden_act="silu", tie_word_embeddings=c.tie_word_embeddings,
         bos_token_id=c.bos_token_id, eos_token_id=c.eos_token_id, pad_token_id=c.pad_token_id,
-        attn_implementation="eager",
+        attn_implementation=c._attn_implementation,  # same kernels, so the two layouts round alike
     )
     phi = Phi3ForCausalLM(cfg).eval()
     sd = {}
@@ -59,12 +59,12 @@ def test_phi3_layout_gives_the_same_dense_and_sliced_logits(smol, smol_windows, 
     phi = to_phi3_layout(smol.model)
     ref = smol.model(x).logits
     dense_diff = (phi(x).logits - ref).abs().max().item()
-    assert dense_diff <= 1e-3, dense_diff  # eager (Phi-3 here) vs sdpa attention rounding
+    assert dense_diff <= 1e-4, dense_diff
     dims = site_dims(30, 576, dim=432)
     a = slice_model(smol.model, cal, dims, progress=False).model(x).logits
     b = slice_model(phi, cal, dims, progress=False).model(x).logits
-    # float32 with PCA bases from two mathematically identical runs: rounding of ~1e-6 relative per layer
-    assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-3
+    # same kernels: identical here (0.0); the margin covers BLAS builds that block the fused matmuls otherwise
+    assert ((a - b).abs().max() / a.abs().max()).item() <= 1e-5
     assert (a.argmax(-1) == b.argmax(-1)).float().mean().item() >= 0.99
 
 
