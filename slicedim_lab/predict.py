@@ -18,8 +18,10 @@ CALIBRATION windows; see docs/predictors.md for the measured errors):
   sampled-label gradients of different positions are independent and have mean zero); `fisher_cross`
   drops the cross-position terms, which do not vanish in expectation (a perturbation at position t also
   moves the logits of later positions).
-  Accuracy for the fisher predictors is the paper's coupling applied to our perplexity:
-  acc(d') = acc_0^(ln PPL(d') / ln PPL_0) (same for multiple-choice accuracy).
+  Next-token accuracy for the fisher predictors is the paper's coupling applied to our perplexity,
+  acc(d') = acc_0^(ln PPL(d') / ln PPL_0). Multiple-choice accuracy: its part above chance c is assumed to
+  shrink like the predicted next-token accuracy, mc(d') = c + (mc_0 − c) · acc(d')/acc_0 (an assumption,
+  chosen after seeing python-docs; checked on corpora it was not chosen on, see docs/predictors.md).
   Cost: one dense forward over the calibration windows (PCA), one dense forward+backward per gradient
   window, and O(T·D²) matrix products per site; afterwards ΔL at EVERY d' = 0..D is a table lookup.
 
@@ -72,19 +74,27 @@ def coupled_acc(acc0: float, ppl0: float, ppl: float) -> float:
     return acc0 ** (math.log(ppl) / math.log(ppl0))
 
 
+def scaled_mc_acc(mc0: float, chance: float, acc0: float, acc: float) -> float:
+    """Multiple-choice accuracy whose part above chance shrinks like next-token accuracy:
+    chance + (mc_0 − chance) · acc / acc_0."""
+    return chance + (mc0 - chance) * acc / acc0
+
+
 # ----------------------------------------------------------------------------- dense metrics
 
 
 @dataclass
 class DenseMetrics:
     """What the predictors know of the dense model: its measured eval PPL and top-1 accuracy, its
-    multiple-choice accuracy (None if not measured), the width D, and its loss on the calibration windows."""
+    multiple-choice accuracy and that task's chance level (None if not measured), the width D, and its loss
+    on the calibration windows."""
 
     ppl: float
     acc: float
     hidden: int
     mc_acc: float | None = None
     cal_nll: float | None = None
+    mc_chance: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -278,8 +288,10 @@ def predict_point(dense: DenseMetrics, dim: int, tables: FisherTables | None = N
             ppl = dense.ppl * math.exp(dl)
             out[f"dloss_pred_{kind}"] = dl
             out[f"ppl_pred_{kind}"] = ppl
-            out[f"acc_pred_{kind}"] = coupled_acc(dense.acc, dense.ppl, ppl)
-            if dense.mc_acc is not None:
+            acc = out[f"acc_pred_{kind}"] = coupled_acc(dense.acc, dense.ppl, ppl)
+            if dense.mc_acc is not None and dense.mc_chance is not None:
+                out[f"mc_acc_pred_{kind}"] = scaled_mc_acc(dense.mc_acc, dense.mc_chance, dense.acc, acc)
+            elif dense.mc_acc is not None:
                 out[f"mc_acc_pred_{kind}"] = coupled_acc(dense.mc_acc, dense.ppl, ppl)
     return out
 

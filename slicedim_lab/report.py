@@ -40,7 +40,8 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
     lo = min(d)
     D = tables.hidden if tables is not None else max(d)
     grid = list(range(max(8, lo - 16), D + 1, 4))
-    dm = DenseMetrics(ppl=dense["ppl"], acc=dense["acc"], hidden=D, mc_acc=dense.get("mc_acc"))
+    dm = DenseMetrics(ppl=dense["ppl"], acc=dense["acc"], hidden=D, mc_acc=dense.get("mc_acc"),
+                      mc_chance=dense.get("mc_chance"))
     curves = [predict_point(dm, g, tables) for g in grid]
 
     def line_fig(title: str, ytitle: str, measured: list[tuple[str, str]], pred: str, log: bool = False):

@@ -180,7 +180,8 @@ def columns(cfg: SweepConfig) -> list[str]:
     if "corpus-mc" in cfg.tasks:
         cols += ["mc_acc_measured", "mc_acc_norm_measured"] + [f"mc_acc_pred_{p}" for p in PREDICTORS]
     cols += [f"task_{t}_{m}" for t in cfg.tasks if t != "corpus-mc" for m in ("acc", "acc_norm")]
-    cols += [f"dloss_pred_{k}" for k in FISHER_KINDS] + ["dloss_measured", "energy_discarded_mean", "seconds"]
+    cols += [f"dloss_pred_{k}" for k in FISHER_KINDS]
+    cols += ["dloss_measured", "energy_discarded_mean", "cal_loss", "seconds"]
     return cols
 
 
@@ -295,32 +296,60 @@ def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int
     dense_raw["cal_nll"] = tables.cal_nll
     if dfile is not None and not dfile.exists():
         _write_atomic(dfile, json.dumps(dense_raw, indent=1))
-    dense = DenseMetrics(ppl=dense_raw["ppl"], acc=dense_raw["acc"], hidden=D, mc_acc=dense_raw.get("mc_acc"),
-                         cal_nll=tables.cal_nll)
+    dense = dense_metrics(dense_raw, D)
     return dense, dense_raw, tables
+
+
+def dense_metrics(raw: dict, hidden: int) -> DenseMetrics:
+    """DenseMetrics from a sweep's dense.json."""
+    return DenseMetrics(ppl=raw["ppl"], acc=raw["acc"], hidden=hidden, mc_acc=raw.get("mc_acc"),
+                        cal_nll=raw.get("cal_nll"), mc_chance=raw.get("mc_chance"))
 
 
 def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables: FisherTables,
              params: int, cal_loss: float | None, seconds: float) -> dict:
     """One results row: measured values, every prediction and estimate, signed % errors."""
-    pred = predict_point(dense, dim, tables)
     row = {"dim": dim, "sparsity": sparsity, "params": params, "ppl_measured": meas["ppl"],
            "acc_measured": meas["acc"], "mc_acc_measured": meas.get("mc_acc"),
-           "mc_acc_norm_measured": meas.get("mc_acc_norm"), **pred,
-           **{k: v for k, v in meas.items() if k.startswith("task_")}}
+           "mc_acc_norm_measured": meas.get("mc_acc_norm"),
+           **{k: v for k, v in meas.items() if k.startswith("task_")}, "seconds": seconds}
     if cal_loss is not None:
-        row["ppl_est_calibration"] = math.exp(cal_loss)
-        row["ppl_est_cal_ratio"] = dense.ppl * math.exp(cal_loss - dense.cal_nll)
+        row["cal_loss"] = cal_loss
+    return add_predictions(row, dense, tables)
+
+
+def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dict:
+    """(Re)compute a row's predictions, estimates and errors from its measured values, so that rows measured
+    earlier always carry the current predictors' numbers (measured columns are never touched)."""
+    dim, ppl = row["dim"], row["ppl_measured"]
+    row.update(predict_point(dense, dim, tables))
+    if row.get("cal_loss") is not None:
+        row["ppl_est_calibration"] = math.exp(row["cal_loss"])
+        row["ppl_est_cal_ratio"] = dense.ppl * math.exp(row["cal_loss"] - dense.cal_nll)
     for p in PREDICTORS:
-        row[f"ppl_err_{p}"] = 100 * (row[f"ppl_pred_{p}"] / meas["ppl"] - 1)
+        row[f"ppl_err_{p}"] = 100 * (row[f"ppl_pred_{p}"] / ppl - 1)
     for e in ESTIMATORS:
         if row.get(f"ppl_est_{e}") is not None:
-            row[f"ppl_err_est_{e}"] = 100 * (row[f"ppl_est_{e}"] / meas["ppl"] - 1)
-    row["dloss_measured"] = math.log(meas["ppl"] / dense.ppl)
-    row["energy_discarded_mean"] = 1 - tables.energy[:-1 if not tables.settings.get("slice_head") else None,
-                                                     dim].mean().item()
-    row["seconds"] = seconds
+            row[f"ppl_err_est_{e}"] = 100 * (row[f"ppl_est_{e}"] / ppl - 1)
+    row["dloss_measured"] = math.log(ppl / dense.ppl)
+    charged = tables.energy[:-1] if not tables.settings.get("slice_head") else tables.energy
+    row["energy_discarded_mean"] = 1 - charged[:, dim].mean().item()
     return row
+
+
+def refresh_predictions(out: str | Path) -> list[dict]:
+    """Recompute every row's predictions in DIR with the current predictor code; rewrite results.csv/json."""
+    out = Path(out)
+    rows = read_rows(out)
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    tables = FisherTables.load(out / "fisher.pt")
+    dense = dense_metrics(json.loads((out / "dense.json").read_text()), tables.hidden)
+    for r in rows:
+        if r.get("cal_loss") is None and r.get("ppl_est_calibration"):
+            r["cal_loss"] = math.log(r["ppl_est_calibration"])
+        add_predictions(r, dense, tables)
+    write_rows(out, rows, columns(SweepConfig(**settings)))
+    return sorted(rows, key=lambda r: -r["dim"])
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | None = None,
@@ -366,6 +395,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
         log(f"d'={d:4d} s={s:.2f}  ppl {row['ppl_measured']:.3f}  "
             + "  ".join(f"{p} {row[f'ppl_pred_{p}']:.3f} ({row[f'ppl_err_{p}']:+.1f}%)" for p in PREDICTORS)
             + f"  [{row['seconds']:.0f}s]")
+    rows = [add_predictions(r, dense, tables) for r in rows]
     write_rows(out, rows, cols)
     if report:
         from .report import write_report

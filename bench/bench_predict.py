@@ -1,0 +1,136 @@
+"""Benchmark the predictors on the default model: mean and max |% error| over s = 0.1 … 0.5 against measured
+perplexity (and accuracy), and the cost of predicting against the cost of measuring.
+
+    .venv/bin/python bench/bench_predict.py [--corpus python-docs|stdlib-moddocs|stdlib-funcdocs|FILE]
+        [--basis interleaved|dense] [--cal-samples 32] [--max-eval-windows 32] [--out runs/bench_predict]
+
+Every point is a real `slicedim sweep` point (resumable: a rerun reuses DIR's finished points). The
+`stdlib-*` corpora are built here, deterministically, from the docstrings of this Python's standard library
+(parsed with `ast`, nothing imported): module docstrings (> 200 chars) or class/function docstrings
+(> 300 chars), in sorted file order, joined by blank lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import sysconfig
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from slicedim_lab.predict import PREDICTORS  # noqa: E402
+from slicedim_lab.sweep import SweepConfig, run_sweep  # noqa: E402
+
+SPARSITIES = [0, 0.1, 0.2, 0.3, 0.4, 0.5]
+
+
+def stdlib_docstrings(kind: str) -> str:
+    """Module (`moddocs`) or class/function (`funcdocs`) docstrings of the standard library, no tests."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root).as_posix()
+        skip = ("site-packages", "test/", "idlelib/idle_test", "lib2to3/tests")
+        if rel.startswith(skip) or "/tests/" in rel:
+            continue
+        try:
+            tree = ast.parse(f.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        if kind == "moddocs":
+            d = ast.get_docstring(tree)
+            if d and len(d) > 200:
+                out.append(d.strip())
+        else:
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                    d = ast.get_docstring(node)
+                    if d and len(d) > 300:
+                        out.append(d.strip())
+    return "\n\n".join(out) + "\n"
+
+
+def corpus_path(name: str, folder: Path) -> str:
+    if not name.startswith("stdlib-"):
+        return name
+    path = folder / f"{name}.txt"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(stdlib_docstrings(name.removeprefix("stdlib-")), encoding="utf-8")
+    return str(path)
+
+
+def summarise(rows: list[dict], dense: dict, fisher_seconds: float) -> dict:
+    pts = [r for r in rows if 0.1 - 1e-9 <= r["sparsity"] <= 0.5 + 1e-9]
+    table = {}
+    for p in PREDICTORS:
+        e = [abs(r[f"ppl_err_{p}"]) for r in pts]
+        a = [abs(r[f"acc_pred_{p}"] - r["acc_measured"]) for r in pts]
+        m = [abs(r[f"mc_acc_pred_{p}"] - r["mc_acc_measured"]) for r in pts
+             if r.get("mc_acc_measured") is not None]
+        table[p] = {"ppl_mean_abs_pct": sum(e) / len(e), "ppl_max_abs_pct": max(e),
+                    "acc_mean_abs_pts": 100 * sum(a) / len(a), "acc_max_abs_pts": 100 * max(a)}
+        if m:
+            table[p].update(mc_mean_abs_pts=100 * sum(m) / len(m), mc_max_abs_pts=100 * max(m))
+    for est in ("calibration", "cal_ratio"):
+        e = [abs(r[f"ppl_err_est_{est}"]) for r in pts if r.get(f"ppl_err_est_{est}") is not None]
+        if e:
+            table[f"est:{est}"] = {"ppl_mean_abs_pct": sum(e) / len(e), "ppl_max_abs_pct": max(e)}
+    measure_s = sum(r["seconds"] for r in pts)
+    return {"errors": table, "points": len(pts), "dense": dense,
+            "cost": {"predict_seconds": fisher_seconds, "measure_seconds": measure_s,
+                     "ratio_predict_over_measure": fisher_seconds / measure_s if measure_s else float("nan"),
+                     "measure_seconds_per_point": measure_s / max(len(pts), 1)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default="python-docs")
+    ap.add_argument("--basis", default="interleaved", choices=("interleaved", "dense"))
+    ap.add_argument("--cal-samples", type=int, default=32)
+    ap.add_argument("--grad-windows", type=int, default=None)
+    ap.add_argument("--max-eval-windows", type=int, default=32)
+    ap.add_argument("--mc-items", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench_predict"))
+    args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    corpus = corpus_path(args.corpus, out / "corpora")
+    cfg = SweepConfig(corpus=corpus, basis=args.basis, cal_samples=args.cal_samples, cal_seqlen=512,
+                      eval_seqlen=512, max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
+                      mc_items=args.mc_items)
+    grads = args.grad_windows or args.cal_samples
+    tag = f"{Path(args.corpus).stem}-{args.basis}-c{args.cal_samples}-g{grads}"
+    folder = out / f"{tag}-e{args.max_eval_windows}-m{args.mc_items}"
+    rows = run_sweep(cfg, folder, sparsities=SPARSITIES, device="cpu", progress=False)
+    from slicedim_lab.predict import FisherTables
+
+    tables = FisherTables.load(folder / "fisher.pt")
+    dense = json.loads((folder / "dense.json").read_text())
+    res = summarise(rows, dense, tables.seconds)
+    res.update(corpus=args.corpus, basis=args.basis, folder=str(folder))
+    (folder / "bench.json").write_text(json.dumps(res, indent=1))
+    print(f"\n{args.corpus} ({args.basis} slicing), dense PPL {dense['ppl']:.3f}, acc {dense['acc']:.4f}; "
+          f"over s = 0.1 … 0.5 ({res['points']} points)")
+    print(f"{'predictor':<18}{'mean |%err| PPL':>16}{'max':>8}{'mean |Δacc| pts':>17}{'max':>7}"
+          f"{'mean |Δmc| pts':>16}")
+    for name, t in res["errors"].items():
+        acc = f"{t['acc_mean_abs_pts']:>17.2f}{t['acc_max_abs_pts']:>7.2f}" if "acc_mean_abs_pts" in t else ""
+        mc = f"{t['mc_mean_abs_pts']:>16.2f}" if "mc_mean_abs_pts" in t else ""
+        print(f"{name:<18}{t['ppl_mean_abs_pct']:>16.1f}{t['ppl_max_abs_pct']:>8.1f}{acc}{mc}")
+    c = res["cost"]
+    print(f"cost: predicting all d' {c['predict_seconds']:.0f}s (dense PCA + gradients; then any d' is a "
+          f"lookup); measuring {res['points']} points {c['measure_seconds']:.0f}s; "
+          f"ratio {c['ratio_predict_over_measure']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
