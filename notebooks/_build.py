@@ -390,7 +390,8 @@ if not INTERACTIVE:
     flow.controls["dim"].value = DIM - 96
     flow.controls["attribution"].value = True  # the prediction decomposition at that d'
     flow.controls["layer"].value = L - 1
-    print({k: round(flow.state[k], 4) for k in ("ppl_dense", "ppl_sliced", "kl")}, flow.state["layer_row"])
+    print({k: round(float(flow.state[k]), 4) for k in ("ppl_dense", "ppl_sliced", "kl")},
+          {k: round(v, 4) for k, v in flow.state["layer_row"].items()})
 """),
     code("""
 record = sw.save_run(OUT_DIR, "01_activation_flow", explorers={"flow": flow},

@@ -743,7 +743,7 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
                      secondary_y=True)
     _layout(kl, "", xaxis_title="site")
     kl.update_yaxes(title_text="KL (nats)", secondary_y=False)
-    kl.update_yaxes(title_text="next-token loss (nats)", secondary_y=True)
+    kl.update_yaxes(title_text="next-token loss (nats)", type="log", secondary_y=True)
     attr = go.FigureWidget()
     attr.add_trace(go.Bar(name="integrated gradients", marker_color=FISHER_COLOR))
     attr.add_trace(go.Bar(name="first order", marker_color=PAPER_COLOR))
@@ -770,7 +770,8 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
         rep = ex.state.get("report")
         if rep is not None:
             row = rep.per_layer().set_index("layer").loc[i]
-            shown = {k: row[k] for k in ("rel_error", "cosine", "lens_kl", "retained_eval") if k in row}
+            keys = ("rel_error", "cosine", "lens_kl", "retained_eval")
+            shown = {k: float(row[k]) for k in keys if k in row}
             ex.state["layer_row"] = shown
             status.value = (ex.state["summary_html"] + f"<br>layer {i} (its MLP site): "
                             + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
