@@ -69,31 +69,26 @@ def main() -> None:
           f"{dense_params / 1e6:.1f}M params, device {lm.device}, "
           f"calibration {args.cal_samples}x{args.cal_seqlen}")
 
-    rows = []
+    print(f"\n{'s':>5} {'d`':>5} {'cal+slice s':>11} {'peak RSS MB':>11} {'params':>7} {'untied':>7} "
+          f"{'file':>6} {'MACs':>6} {'tok/s':>6} {'dense tok/s':>11} {'sliced tok/s':>12}", flush=True)
     for s in [float(x) for x in args.sparsities.split(",")]:
         dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=s)
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = time.perf_counter()
         res = slice_model(lm.model, cal, dims, batch_size=args.batch_size, progress=False)
         secs = time.perf_counter() - t
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         untied = slice_model(lm.model, cal[:1, :16], dims, untie_head=True, progress=False).model
         speed = tokens_per_s({"dense": lm.model, "sliced": res.model}, ids, args.reps, args.batch_size)
-        rows.append(dict(
-            s=s, dim=dims[0], secs=secs, rss=max(rss, rss0),
+        r = dict(
             params=count_params(res.model) / dense_params, params_untied=count_params(untied) / dense_params,
             file=folder_mb(res.model) / dense_mb,
             macs=macs_per_token(res.model, args.cal_seqlen)["total"] / dense_macs,
-            speed=speed["sliced"] / speed["dense"], tps_dense=speed["dense"], tps_sliced=speed["sliced"],
-        ))
+            speed=speed["sliced"] / speed["dense"],
+        )
+        print(f"{s:>5.2f} {dims[0]:>5} {secs:>11.1f} {rss:>11.0f} {r['params']:>7.3f} "
+              f"{r['params_untied']:>7.3f} {r['file']:>6.3f} {r['macs']:>6.3f} {r['speed']:>6.3f} {speed['dense']:>11.0f} "
+              f"{speed['sliced']:>12.0f}", flush=True)
         del res, untied
-
-    print(f"\n{'s':>5} {'d`':>5} {'cal+slice s':>11} {'peak RSS MB':>11} {'params':>7} {'untied':>7} "
-          f"{'file':>6} {'MACs':>6} {'tok/s':>6} {'dense tok/s':>11} {'sliced tok/s':>12}")
-    for r in rows:
-        print(f"{r['s']:>5.2f} {r['dim']:>5} {r['secs']:>11.1f} {r['rss']:>11.0f} {r['params']:>7.3f} "
-              f"{r['params_untied']:>7.3f} {r['file']:>6.3f} {r['macs']:>6.3f} {r['speed']:>6.3f} "
-              f"{r['tps_dense']:>11.0f} {r['tps_sliced']:>12.0f}")
     print("\nratios are sliced / dense; 'untied' = the reference's untied head; file = safetensors size; "
           "tok/s = forward throughput on the same windows, best of interleaved repetitions")
 
