@@ -86,8 +86,8 @@ def main() -> None:
             speed=speed["sliced"] / speed["dense"],
         )
         print(f"{s:>5.2f} {dims[0]:>5} {secs:>11.1f} {rss:>11.0f} {r['params']:>7.3f} "
-              f"{r['params_untied']:>7.3f} {r['file']:>6.3f} {r['macs']:>6.3f} {r['speed']:>6.3f} {speed['dense']:>11.0f} "
-              f"{speed['sliced']:>12.0f}", flush=True)
+              f"{r['params_untied']:>7.3f} {r['file']:>6.3f} {r['macs']:>6.3f} {r['speed']:>6.3f} "
+              f"{speed['dense']:>11.0f} {speed['sliced']:>12.0f}", flush=True)
         del res, untied
     print("\nratios are sliced / dense; 'untied' = the reference's untied head; file = safetensors size; "
           "tok/s = forward throughput on the same windows, best of interleaved repetitions")
