@@ -342,7 +342,7 @@ def add_flow_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-seqlen", type=int, default=256, help="eval window length (default 256)")
     p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass (default 2)")
     p.add_argument("--lens", default="post", help="logit-lens sites: post | all | none | K (every K layers)")
-    p.add_argument("--attribution-steps", type=int, default=2,
+    p.add_argument("--attribution-steps", type=int, default=4,
                    help="Gauss-Legendre nodes of the prediction decomposition (0: first order only)")
     p.add_argument("--no-attribution", action="store_true", help="skip the prediction decomposition")
     p.add_argument("--svd", action="store_true", help="also singular values of every sliced vs full map")

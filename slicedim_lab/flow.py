@@ -206,7 +206,7 @@ def attribute_batch(
     bridge,
     ids: Int[Tensor, "b seq"],
     writes: Sequence[Float[Tensor, "b seq d_model"]],
-    steps: int = 2,
+    steps: int = 4,
 ) -> dict[str, np.ndarray | float]:
     """Gradient attribution of one batch's summed correct-token logit and loss to the sites' writes.
 
@@ -258,7 +258,7 @@ def prediction_decomposition(
     bridge,
     ids: Int[Tensor, "n seq"],
     bases: Sequence[Basis],
-    steps: int = 2,
+    steps: int = 4,
     batch_size: int = 4,
     basis: str = "",
     dim: int | None = None,
@@ -483,7 +483,7 @@ class FlowSession:
         basis: str = "dense",
         *,
         slice_head: bool = False,
-        attribution: int | None = 2,
+        attribution: int | None = 4,
         maps: bool = True,
         svd: bool = False,
     ) -> FlowReport:
