@@ -56,9 +56,10 @@ measure its perplexity and next-token accuracy, slice it with SliceGPT to one ke
 site keeps d' PCA directions; the LM head keeps full width), measure again, look at the eigen-spectra the
 slicer cut, and let the dense and the sliced model answer the same prompt.
 
-**How long.** Default sizes (16 × 256 calibration tokens, 16 × 256 eval tokens), measured on a 2-core CPU:
-about 3 minutes, most of it calibration + slicing. On a GPU: well under a minute (not measured here; the
-embedded model cannot travel to our GPU machine). The CI run (2 × 64 tokens) takes about a minute.
+**How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): 7.4 minutes measured on a
+2-core CPU shared with other jobs (3.6 CPU-minutes), most of it evaluation and calibration + slicing.
+On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect well under a minute.
+The CI run (2 × 64 tokens) takes about a minute.
 """),
     params('''
 DIM = 432  # kept width d, here 25 percent slicing of the 576-wide model
@@ -112,8 +113,9 @@ sw.show(metrics_fig, INTERACTIVE)
     md("""
 ## What the slicer cut
 
-Left: the eigenvalues of the residual stream's second moment at one site, the kept d' directions in blue,
-the discarded tail in red. Right: the fraction of the energy each site keeps. Move the site slider.
+Top: the eigenvalues of the residual stream's second moment at one site (each direction's share of the
+energy), the kept d' directions in blue, the discarded tail in red. Bottom: the fraction of the energy each
+site discards. Move the site slider. (The last site feeds the LM head and keeps its full width.)
 """),
     code('''
 spectra = sw.spectrum_explorer(sliced.pcas, dims=sliced.dims, site=1, title="interleaved PCA, ")
@@ -158,9 +160,10 @@ THEORY = [
 6. our Fisher-increment estimate from a second-order expansion of the loss, and where along depth it
    charges the loss — with a d' slider.
 
-**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows), measured on a 2-core
-CPU: about 5 minutes (two SliceGPT calibrations dominate). On a GPU: about a minute (not measured here).
-The CI run (2 × 64 tokens) takes a couple of minutes.
+**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): 16 minutes measured on
+a 2-core CPU shared with other jobs (8 CPU-minutes; two SliceGPT calibrations dominate). On a GPU: not
+measured (the embedded model cannot travel to our GPU machine); expect a minute or two. The CI run
+(2 layers, 2 × 64 tokens) takes under a minute.
 """),
     params("""
 DIM = 432  # the kept width the checks use
@@ -340,9 +343,11 @@ site). Sliders for d' and the layer; plotly figures update live:
 With `dense` bases (one PCA of the dense model serves every d') a d' move costs one emulated forward pass
 (plus the gradient passes of the decomposition); `interleaved` runs SliceGPT's calibration per d'.
 
-**How long.** Default sizes (8 × 256 calibration, 4 × 256 eval), measured on a 2-core CPU: about 2 minutes
-to set up, then ~30 s per d' move (a few minutes with the prediction decomposition ticked); layer moves
-are instant. On a GPU: seconds (not measured here). The CI run (2 × 64 tokens) takes ~2 minutes.
+**How long.** Measured on a 2-core CPU shared with other jobs, with 4 × 256 calibration and 2 × 256 eval
+tokens: 1.5 minutes to set up, then about 1.5 minutes per d' move (about 3 with the prediction decomposition
+ticked); layer moves are instant. The defaults below (8 × 256 calibration) add a little to the setup.
+On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect seconds per move.
+The CI run (2 layers, 2 × 64 tokens) takes about a minute.
 """),
     params("""
 DIM = 432  # initial kept width
@@ -353,7 +358,7 @@ NODES = 2  # Gauss-Legendre nodes of the decomposition, 0 keeps the first-order 
 COMPARE_INTERLEAVED = True  # also compare dense and interleaved bases at DIM, one calibration
 CAL_WINDOWS = 8
 CAL_SEQLEN = 256
-EVAL_WINDOWS = 4
+EVAL_WINDOWS = 2
 EVAL_SEQLEN = 256
 """),
     code(FLOW_SETUP),
@@ -416,16 +421,18 @@ can only write into them, W ↦ Bᵀ·W (B the site's D × d' basis). For a chos
 - the singular values of one map, full against sliced (the sliced map has rank ≤ d');
 - the eigen-spectra of the residual sites those maps read and write.
 
-**How long.** Default sizes (8 × 256 calibration, 4 × 256 eval), measured on a 2-core CPU: about 2 minutes to
-set up, then ~10–30 s per d' move (one emulated forward pass and the map statistics); layer and map moves take
-about a second. On a GPU: seconds (not measured here). The CI run (2 × 64 tokens) takes ~2 minutes.
+**How long.** As `01_activation_flow` (same setup): measured on a 2-core CPU shared with other jobs, about
+1.5 minutes to set up and 1.5 minutes per d' move (one emulated forward pass and the map statistics); a layer
+or map move takes a second or two (singular values of that layer's maps). On a GPU: not measured (the
+embedded model cannot travel to our GPU machine); expect seconds. The CI run (2 layers, 2 × 64 tokens)
+takes under a minute.
 """),
     params("""
 DIM = 432  # initial kept width
 LAYER = 14  # initial layer
 CAL_WINDOWS = 8
 CAL_SEQLEN = 256
-EVAL_WINDOWS = 4
+EVAL_WINDOWS = 2
 EVAL_SEQLEN = 256
 """),
     code(FLOW_SETUP),
@@ -495,21 +502,23 @@ Predictors (none runs a sliced model; see `slicedim_lab/predict.py`):
 
 Accuracies of the Fisher predictors use the paper's coupling acc₀^(ln PPL / ln PPL₀).
 
-**How long.** Default sizes (16 × 256 calibration, 16 × 256 eval, 8 gradient windows, 48 MC items), measured
-on a 2-core CPU: about 4 minutes of setup; then a slider move is instant and a measurement takes ~1 minute
-with `dense` bases (~2–3 with `interleaved`: a SliceGPT calibration). On a GPU a measurement takes seconds
-(not measured here). The CI run (2 × 64 tokens) takes about two minutes.
+**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items), measured
+on a 2-core CPU shared with other jobs: 6.5 minutes of setup (cached in `SWEEP_DIR`: a rerun skips the dense
+evaluation and the Fisher tables); then a slider move is instant and a measurement takes about 2 minutes
+with `dense` bases (longer with `interleaved`: a SliceGPT calibration per point). On a GPU: not measured
+(the embedded model cannot travel to our GPU machine); expect seconds per measurement. The CI run
+(2 layers, 2 × 64 tokens) takes under a minute.
 """),
     params("""
 DIM = 432  # initial kept width
 BASIS = "dense"  # bases for Measure: dense is fast, interleaved is SliceGPT proper
-CAL_WINDOWS = 16
+CAL_WINDOWS = 8
 CAL_SEQLEN = 256
-EVAL_WINDOWS = 16
+EVAL_WINDOWS = 8
 EVAL_SEQLEN = 256
-GRAD_WINDOWS = 8  # gradient windows of the Fisher predictors
+GRAD_WINDOWS = 4  # gradient windows of the Fisher predictors
 TASKS = ["corpus-mc"]  # offline multiple choice; lm-eval task names where their datasets are reachable
-MC_ITEMS = 48
+MC_ITEMS = 16
 SWEEP_DIR = "runs/notebooks/sweep"  # relative to the notebook folder when run in Jupyter
 FRESH = False  # True discards a SWEEP_DIR that holds other settings
 MEASURE_DIMS = [432]  # what the headless run measures

@@ -403,39 +403,56 @@ def prediction_curves(
     return pd.DataFrame(predict(dense, dims, tables))
 
 
-def _predictors(tables: FisherTables | None) -> list[str]:
-    return list(PREDICTORS) if tables is not None else ["paper"]
+EXTRA_COLORS = ("#17becf", "#bcbd22", "#8c564b", "#e377c2", "#393b79", "#637939")
+
+
+def _color(p: str) -> str:
+    """A fixed colour per predictor (predictors added to `predict.PREDICTORS` later get spare colours)."""
+    if p in PRED_COLORS:
+        return PRED_COLORS[p]
+    extra = [q for q in PREDICTORS if q not in PRED_COLORS]
+    return EXTRA_COLORS[(extra.index(p) if p in extra else len(extra)) % len(EXTRA_COLORS)]
+
+
+def _curve_predictors(curves: pd.DataFrame, metric: str = "ppl") -> list[str]:
+    """Predictors with a value of `metric` at some width of `curves`, in `PREDICTORS` order."""
+    cols = {p: f"{metric}_pred_{p}" for p in PREDICTORS}
+    return [p for p, c in cols.items() if c in curves and curves[c].notna().any()]
 
 
 class _CurveFigure:
-    """A FigureWidget of one metric against d': a line per predictor, the measured points, and markers at the
-    slider's d'. Trace order: predictors, measured, current (one marker trace)."""
+    """A FigureWidget of one metric against d': a line per predictor available at every width (markers for one
+    available only at some widths, e.g. the semi-interleaved kinds), the measured points, and each
+    predictor's value at the slider's d'. Trace order: predictors, measured, current."""
 
-    def __init__(
-        self, curves: pd.DataFrame, preds: list[str], metric: str, title: str, ytitle: str, log: bool
-    ):
-        self.preds, self.metric, self.log = preds, metric, log
-        own = [curves[f"{metric}_pred_{p}"] for p in preds if p != "paper"]
+    def __init__(self, curves: pd.DataFrame, metric: str, title: str, ytitle: str, log: bool):
+        self.metric, self.log = metric, log
+        self.preds = _curve_predictors(curves, metric)
+        own = [curves[f"{metric}_pred_{p}"].dropna() for p in self.preds if p != "paper"]
         self.own_range = (min(float(c.min()) for c in own), max(float(c.max()) for c in own)) if own else None
         self.fig = go.FigureWidget()
-        for p in preds:
-            line = dict(color=PRED_COLORS.get(p), width=2)
-            self.fig.add_trace(go.Scatter(x=curves["dim"], y=curves[f"{metric}_pred_{p}"], mode="lines",
-                                          name=f"predicted: {p}", line=line))
+        for p in self.preds:
+            col = curves[f"{metric}_pred_{p}"]
+            full = bool(col.notna().all())
+            self.fig.add_trace(go.Scatter(
+                x=curves["dim"][col.notna()], y=col.dropna(), mode="lines" if full else "markers",
+                name=f"predicted: {p}", line=dict(color=_color(p), width=2),
+                marker=dict(color=_color(p), size=9, symbol="x")))
         self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", marker=MEASURED_STYLE))
         self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="at the slider", showlegend=False,
-                                      marker=dict(size=11, color=[PRED_COLORS.get(p) for p in preds],
-                                                  line=dict(color="white", width=1))))
+                                      marker=dict(size=11, line=dict(color="white", width=1))))
         _layout(self.fig, title, xaxis_title="kept width d'", yaxis_title=ytitle,
                 yaxis_type="log" if log else "linear")
 
     def update(self, dim: int, pred: dict[str, float], measured: list[tuple[int, float]]) -> None:
+        here = [p for p in self.preds if pred.get(f"{self.metric}_pred_{p}") is not None]
         with self.fig.batch_update():
             n = len(self.preds)
             self.fig.data[n].x = [d for d, _ in measured]
             self.fig.data[n].y = [v for _, v in measured]
-            self.fig.data[n + 1].x = [dim] * n
-            self.fig.data[n + 1].y = [pred[f"{self.metric}_pred_{p}"] for p in self.preds]
+            self.fig.data[n + 1].x = [dim] * len(here)
+            self.fig.data[n + 1].y = [pred[f"{self.metric}_pred_{p}"] for p in here]
+            self.fig.data[n + 1].marker.color = [_color(p) for p in here]
             self.fig.layout.shapes = [dict(type="line", xref="x", yref="paper", x0=dim, x1=dim, y0=0, y1=1,
                                            line=dict(color="rgba(0,0,0,0.35)", dash="dash"))]
             if self.log and self.own_range is not None:
@@ -446,16 +463,17 @@ class _CurveFigure:
                 self.fig.layout.yaxis.range = [math.log10(lo), math.log10(hi)]
 
 
-def _pred_table(dim: int, hidden: int, pred: dict[str, float], preds: list[str], row: dict | None) -> str:
+def _pred_table(dim: int, hidden: int, pred: dict[str, float], row: dict | None) -> str:
     """HTML: each predictor's PPL (and accuracy) at d', with the signed error when d' was measured."""
     head = f"<b>d' = {dim}</b> (s = {1 - dim / hidden:.3f})"
     cells = ["<tr><th>predictor</th><th>PPL</th><th>top-1 acc</th><th>PPL error</th></tr>"]
-    for p in preds:
-        err = ""
-        if row is not None:
-            err = f"{100 * (pred[f'ppl_pred_{p}'] / row['ppl_measured'] - 1):+.1f}%"
-        cells.append(f"<tr><td>{p}</td><td>{pred[f'ppl_pred_{p}']:.3f}</td>"
-                     f"<td>{pred[f'acc_pred_{p}']:.4f}</td><td>{err}</td></tr>")
+    for p in PREDICTORS:
+        ppl, acc = pred.get(f"ppl_pred_{p}"), pred.get(f"acc_pred_{p}")
+        if ppl is None:
+            continue
+        err = "" if row is None else f"{100 * (ppl / row['ppl_measured'] - 1):+.1f}%"
+        acc_s = "" if acc is None else f"{acc:.4f}"
+        cells.append(f"<tr><td>{p}</td><td>{ppl:.3f}</td><td>{acc_s}</td><td>{err}</td></tr>")
     if row is not None:
         acc = row.get("acc_measured")
         cells.append(f"<tr><td><b>measured</b></td><td><b>{row['ppl_measured']:.3f}</b></td>"
@@ -472,12 +490,11 @@ def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[in
     per site) next to the fraction of energy each site discards. Moves are table lookups, nothing else."""
     D = dense.hidden
     min_dim = min_dim or max(8, D // 4)
-    preds = _predictors(tables)
     curves = prediction_curves(dense, tables, min_dim)
     measured = dict(measured or {})
     slider = W.IntSlider(value=dim, min=min_dim, max=D, step=8 if D >= 64 else 1, description="d'",
                          continuous_update=True, layout=W.Layout(width="70%"))
-    ppl = _CurveFigure(curves, preds, "ppl", "perplexity against kept width d'", "perplexity", log=True)
+    ppl = _CurveFigure(curves, "ppl", "perplexity against kept width d'", "perplexity", log=True)
     sites = go.FigureWidget(make_subplots(specs=[[{"secondary_y": True}]]))
     S = tables.diag.shape[0]
     sites.add_trace(go.Bar(x=list(range(S)), y=[0.0] * S, name="Fisher increment ½·mean (g·δ)² (nats)",
@@ -504,7 +521,7 @@ def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[in
             sites.layout.title = (f"where the loss is charged at d' = {d}: ΔL = {sum(per_site):.4f} nats "
                                   f"(PPL × {math.exp(sum(per_site)):.3f})")
         row = {"ppl_measured": measured[d]} if d in measured else None
-        table.value = _pred_table(d, D, pred, preds, row)
+        table.value = _pred_table(d, D, pred, row)
 
     slider.observe(_counted(ex, update), names="value")
     update()
@@ -582,7 +599,7 @@ class SweepBench:
         cols = ["dim", "sparsity", "ppl_measured"]
         cols += [c for p in PREDICTORS for c in (f"ppl_pred_{p}", f"ppl_err_{p}")]
         cols += ["acc_measured", "acc_pred_paper", "acc_pred_fisher", "mc_acc_measured", "seconds"]
-        df = pd.DataFrame(self.rows)
+        df = pd.DataFrame(self.rows, columns=None if self.rows else cols)
         df = df[[c for c in cols if c in df.columns]]
         return df.sort_values("dim", ascending=False).reset_index(drop=True)
 
@@ -593,26 +610,25 @@ def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None
     point; the error of every predictor at the measured points is shown below."""
     dense, tables, D = bench.dense, bench.tables, bench.hidden
     min_dim = min_dim or max(8, D // 4)
-    preds = _predictors(tables)
     curves = prediction_curves(dense, tables, min_dim)
+    preds = _curve_predictors(curves)
     slider = W.IntSlider(value=dim, min=min_dim, max=D, step=8 if D >= 64 else 1, description="d'",
                          continuous_update=True, layout=W.Layout(width="70%"))
     button = W.Button(description="Measure d'", button_style="warning", icon="flask",
                       tooltip=f"slice to the slider's d' ({bench.cfg.basis} bases) and evaluate")
     log = W.Output(layout=W.Layout(max_height="120px", overflow="auto"))
     table = W.HTML()
-    ppl = _CurveFigure(curves, preds, "ppl", "perplexity against kept width d'", "perplexity", log=True)
-    acc = _CurveFigure(curves, preds, "acc", "next-token top-1 accuracy against d'", "top-1 accuracy",
-                       log=False)
+    ppl = _CurveFigure(curves, "ppl", "perplexity against kept width d'", "perplexity", log=True)
+    acc = _CurveFigure(curves, "acc", "next-token top-1 accuracy against d'", "top-1 accuracy", log=False)
     figures = {"ppl": ppl.fig, "acc": acc.fig}
     mc = None
     if dense.mc_acc is not None:
-        mc = _CurveFigure(curves, preds, "mc_acc", "multiple-choice accuracy (corpus-mc) against d'",
-                          "accuracy", log=False)
+        mc = _CurveFigure(curves, "mc_acc", "multiple-choice accuracy (corpus-mc) against d'", "accuracy",
+                          log=False)
         figures["mc_acc"] = mc.fig
     err = go.FigureWidget()
     for p in preds:
-        err.add_trace(go.Bar(x=[], y=[], name=p, marker_color=PRED_COLORS.get(p), textposition="outside",
+        err.add_trace(go.Bar(x=[], y=[], name=p, marker_color=_color(p), textposition="outside",
                              cliponaxis=False))
     _layout(err, f"perplexity error at the measured points (signed %, bars clipped at ±{ERR_CLIP:.0f}%)",
             xaxis_title="kept width d'", yaxis_title="predicted / measured − 1 (%)", barmode="group")
@@ -641,22 +657,30 @@ def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None
                 err.data[i].text = [None if v is None else f"{v:+.3g}%" for v in vals]
         summary = ""
         if pts:
-            mean_abs = {p: sum(abs(meas[k][f"ppl_err_{p}"]) for k in pts) / len(pts) for p in preds}
+            errs = {p: [abs(meas[k][f"ppl_err_{p}"]) for k in pts if meas[k].get(f"ppl_err_{p}") is not None]
+                    for p in preds}
             summary = ("<br>mean |PPL error| over the measured points: "
-                       + ", ".join(f"{p} {v:.1f}%" for p, v in mean_abs.items()))
-        table.value = _pred_table(d, D, pred, preds, meas.get(d)) + summary
+                       + ", ".join(f"{p} {sum(v) / len(v):.1f}% ({len(v)})" for p, v in errs.items() if v))
+        table.value = _pred_table(d, D, pred, meas.get(d)) + summary
 
     def measure_now(_: Any = None) -> None:
         d = int(slider.value)
         button.disabled, button.description = True, f"measuring d'={d}…"
+        failed: BaseException | None = None
         try:
-            with log:
-                row = bench.measure(d)
-                print(f"measured d'={d}: PPL {row['ppl_measured']:.3f}, top-1 {row['acc_measured']:.4f} "
-                      f"({row['seconds']:.0f} s, {bench.cfg.basis} bases)")
-            ex.state["last_measured"] = row
+            with log:  # progress bars show in the box; an Output context would swallow an exception
+                try:
+                    row = bench.measure(d)
+                    print(f"measured d'={d}: PPL {row['ppl_measured']:.3f}, top-1 {row['acc_measured']:.4f} "
+                          f"({row['seconds']:.0f} s, {bench.cfg.basis} bases)")
+                    ex.state["last_measured"] = row
+                except Exception as e:  # shown in the box, then raised to the caller
+                    print(f"measuring d'={d} failed: {type(e).__name__}: {e}")
+                    failed = e
         finally:
             button.disabled, button.description = False, "Measure d'"
+        if failed is not None:
+            raise failed
         update()
 
     slider.observe(_counted(ex, update), names="value")
