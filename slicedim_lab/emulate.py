@@ -136,6 +136,9 @@ def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = N
 
     def block_out(site: int, key: str):
         def fn(a, hook):
+            if proj[site].identity:  # full width: leave the block's output bit-identical
+                record(site, a, a)
+                return a
             y = state[key] + a
             out = proj[site](y)
             record(site, y, out)
