@@ -24,6 +24,13 @@ CALIBRATION windows; see docs/predictors.md for the measured errors):
   chosen after seeing python-docs; checked on corpora it was not chosen on, see docs/predictors.md).
   Cost: one dense forward over the calibration windows (PCA), one dense forward+backward per gradient
   window, and O(T·D²) matrix products per site; afterwards ΔL at EVERY d' = 0..D is a table lookup.
+- `fisher_semi`, `fisher_semi_cross`: the same sums (per site / across sites) with SEMI-INTERLEAVED bases
+  P̃_s instead of the dense ones — a derived, constant-free model of SliceGPT's interleaved calibration:
+  P̃_s is the top-d' PCA of u_s = x_s − (I−P̃_{s−1})x_{s−1}, computed from the dense second moments H_s and
+  the neighbour cross moments C_s = Σ x_sᵀx_{s−1} alone. `fisher_semi_geo` = √(semi · semi_cross): a
+  heuristic between incoherent and fully coherent increments, chosen after seeing python-docs (declared
+  before the held-out corpora were measured). Only at widths named in advance (the bases differ for
+  every d'): per width a chain of 2L eigendecompositions and ~4 products per site and gradient window.
 
 Making it d'-independent. In site s's eigenbasis V_s (c = V_sᵀg, p_s = V_sᵀx_s, z = p_{s−1},
 M = V_sᵀV_{s−1}), with the kept set {k < d'} and 0-based indices,
@@ -53,7 +60,8 @@ from .errors import UsageError
 from .sites import run_sites
 
 FISHER_KINDS = ("fisher", "fisher_cross", "fisher_full")
-PREDICTORS = ("paper", *FISHER_KINDS)
+SEMI_KINDS = ("fisher_semi", "fisher_semi_cross", "fisher_semi_geo")
+PREDICTORS = ("paper", *FISHER_KINDS, *SEMI_KINDS)
 
 
 # ----------------------------------------------------------------------------- the paper's relations
@@ -110,6 +118,8 @@ class FisherTables:
     `diag[s, d]`: Σ_tokens (g_s·δ_s(d))²; `cross[w, d]`: Σ_tokens (Σ_s g_s·δ_s(d))² of window w;
     `full[w, d]`: (Σ_{tokens,s} g_s·δ_s(d))² of window w; `tokens`: predicted tokens over all windows.
     `energy[s, d]`: retained energy of site s's dense PCA at width d (index 0 = nothing kept).
+    `semi_diag[i, s]`, `semi_cross[w, i]`: the same sums with semi-interleaved bases at width `semi_dims[i]`
+    (only at those widths: the bases differ for every d').
     """
 
     hidden: int
@@ -121,24 +131,47 @@ class FisherTables:
     cal_nll: float
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    semi_dims: list[int] = field(default_factory=list)
+    semi_diag: Float[Tensor, "dims sites"] | None = None
+    semi_cross: Float[Tensor, "windows dims"] | None = None
+
+    def has(self, dim: int, kind: str) -> bool:
+        """Whether `kind` can be predicted at `dim` (the semi-interleaved kinds only at `semi_dims`)."""
+        return kind in FISHER_KINDS or (kind in SEMI_KINDS and (dim in self.semi_dims or dim == self.hidden))
 
     def delta_loss(self, dim: int, kind: str = "fisher") -> float:
         """Predicted increase of the mean next-token loss (nats) when every site keeps `dim` directions."""
         if not 1 <= dim <= self.hidden:
             raise UsageError(f"kept width must be in [1, {self.hidden}], got {dim}")
+        if kind in SEMI_KINDS:
+            if dim == self.hidden:
+                return 0.0
+            if dim not in self.semi_dims:
+                raise UsageError(f"{kind} was computed only at widths {self.semi_dims}, not {dim}")
+            i = self.semi_dims.index(dim)
+            diag = 0.5 * self.semi_diag[i].sum().item() / self.tokens
+            cross = 0.5 * self.semi_cross[:, i].sum().item() / self.tokens
+            return {"fisher_semi": diag, "fisher_semi_cross": cross,
+                    "fisher_semi_geo": math.sqrt(diag * cross)}[kind]
         if kind == "fisher":
             return 0.5 * self.diag[:, dim].sum().item() / self.tokens
         if kind == "fisher_cross":
             return 0.5 * self.cross[:, dim].sum().item() / self.tokens
         if kind == "fisher_full":
             return 0.5 * self.full[:, dim].sum().item() / self.tokens
-        raise UsageError(f"unknown Fisher predictor {kind!r}; choose one of: {', '.join(FISHER_KINDS)}")
+        raise UsageError(f"unknown Fisher predictor {kind!r}; choose one of: "
+                         f"{', '.join(FISHER_KINDS + SEMI_KINDS)}")
 
     def delta_loss_stderr(self, dim: int, kind: str = "fisher") -> float:
         """Standard error of `delta_loss` across gradient windows (sampling noise of the windows and labels);
         `fisher` has no per-window split stored and uses `fisher_cross`'s relative error."""
-        per = {"fisher_cross": self.cross, "fisher_full": self.full, "fisher": self.cross}[kind]
-        per = per[:, dim].double()
+        if kind in SEMI_KINDS:
+            if dim not in self.semi_dims:
+                return float("nan")
+            per = self.semi_cross[:, self.semi_dims.index(dim)].double()
+        else:
+            per = {"fisher_cross": self.cross, "fisher_full": self.full, "fisher": self.cross}[kind][:, dim]
+            per = per.double()
         n = per.shape[0]
         if n < 2 or per.mean() == 0:
             return float("nan")
@@ -184,6 +217,38 @@ def _site_tables(
     return diag, Q
 
 
+def semi_bases(
+    moments: list[Float[Tensor, "d d"]], cross: list[Float[Tensor, "d d"]], dim: int, n_charged: int
+) -> list[Float[Tensor, "d k"]]:
+    """Semi-interleaved bases at width `dim`, from dense moments only: site s's basis is the top-`dim` PCA of
+    u_s = x_s − (I−P̃_{s−1})x_{s−1} (the dense stream after the cuts upstream, block outputs kept dense), whose
+    second moment is H_s − C_s R − R C_sᵀ + R H_{s−1} R with R = I − P̃_{s−1}, C_s = Σ x_sᵀx_{s−1}."""
+    D = moments[0].shape[0]
+    eye = torch.eye(D, dtype=torch.float64)
+    out, proj = [], None
+    for s in range(n_charged):
+        if s == 0:
+            h = moments[0]
+        else:
+            r = eye - proj
+            h = moments[s] - cross[s - 1] @ r - r @ cross[s - 1].T + r @ moments[s - 1] @ r
+        b = pca(h).vectors[:, :dim]
+        out.append(b)
+        proj = b @ b.T
+    return out
+
+
+def _semi_q(
+    xs: list[Float[Tensor, "n d"]], gs: list[Float[Tensor, "n d"]], bases: list[Float[Tensor, "d k"]]
+) -> Float[Tensor, "sites n"]:
+    """g_s·δ_s with δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) for the charged sites (one row each)."""
+    out = []
+    for s, b in enumerate(bases):
+        u = xs[0] if s == 0 else xs[s] - xs[s - 1] + (xs[s - 1] @ bases[s - 1]) @ bases[s - 1].T
+        out.append(-((gs[s] * u).sum(1) - ((gs[s] @ b) * (u @ b)).sum(1)).double())
+    return torch.stack(out)
+
+
 def fisher_tables(
     model: nn.Module,
     cal_ids: Int[Tensor, "n pos"],
@@ -193,6 +258,7 @@ def fisher_tables(
     seed: int = 0,
     batch_size: int = 2,
     pcas: list[SitePCA] | None = None,
+    semi_dims: list[int] | None = None,
     progress: bool = True,
 ) -> FisherTables:
     """Dense-only statistics for the Fisher-increment predictors.
@@ -202,6 +268,8 @@ def fisher_tables(
        from the model's own softmax; gradients and activations are reduced window by window into tables
        over d' = 0..D, so memory does not grow with the number of windows.
     With `slice_head=False` the last site keeps full width (as `slicing.site_dims` does) and is not charged.
+    `semi_dims`: widths at which to also accumulate the semi-interleaved tables (needs the cross moments of
+    neighbouring sites in step 1, and per width one chain of eigendecompositions and a few products per site).
     """
     t0 = time.perf_counter()
     adapter = adapter_for(model)
@@ -211,6 +279,8 @@ def fisher_tables(
         raise UsageError("need at least one gradient window")
     cal_nll, count = 0.0, 0
     moments: list[Tensor] | None = None
+    crosses: list[Tensor] | None = None
+    semi_dims = sorted({int(d) for d in semi_dims or [] if d < model.config.hidden_size})
     with torch.no_grad():
         for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
             ids = ids.to(dev)
@@ -218,10 +288,15 @@ def fisher_tables(
             cal_nll += F.cross_entropy(rearrange(logits[:, :-1].float(), "b p v -> (b p) v"),
                                        rearrange(ids[:, 1:], "b p -> (b p)"), reduction="sum").item()
             count += ids[:, 1:].numel()
-            if pcas is None:
+            if pcas is None or semi_dims:
                 ms = [second_moment(x) for x in sites]
                 moments = ms if moments is None else [a + b for a, b in zip(moments, ms)]
+            if semi_dims:
+                flat = [rearrange(x.double(), "b p d -> (b p) d") for x in sites]
+                cs = [flat[s].T @ flat[s - 1] for s in range(1, len(flat))]
+                crosses = cs if crosses is None else [a + b for a, b in zip(crosses, cs)]
             del sites, logits
+    timing = {"dense_pass": time.perf_counter() - t0}
     pcas = pcas if pcas is not None else [pca(m) for m in moments]
     D = pcas[0].vectors.shape[0]
     n_s = len(pcas)
@@ -232,11 +307,19 @@ def fisher_tables(
         M = vecs[s].T @ vecs[s - 1]
         tri.append((torch.triu(M), torch.tril(M, -1)))
     charged = n_s if slice_head else n_s - 1
+    tic = time.perf_counter()
+    semi = {d: [b.to(work) for b in semi_bases(moments, crosses, d, charged)] for d in semi_dims}
+    del moments, crosses
+    timing["semi_bases"] = time.perf_counter() - tic
+    timing.update(gradients=0.0, tables=0.0, semi_tables=0.0)
+    semi_diag = torch.zeros(len(semi_dims), n_s, dtype=torch.float64)
+    semi_cross = []
 
     gen = torch.Generator().manual_seed(seed)
     diag = torch.zeros(n_s, D + 1, dtype=torch.float64)
     cross, full, tokens = [], [], 0
     for ids in tqdm(torch.split(cal_ids[:n_grad], batch_size), desc="Fisher gradients", disable=not progress):
+        tic = time.perf_counter()
         ids = ids.to(dev)
         sites, logits = run_sites(model, ids, adapter, keep_grad=True)
         lg = logits[:, :-1].float()
@@ -249,6 +332,8 @@ def fisher_tables(
         gs = [rearrange(x.grad.to(work).cpu(), "b p d -> (b p) d") if x.grad is not None
               else torch.zeros(b * p, D, dtype=work) for x in sites]
         del sites, logits, lg
+        timing["gradients"] += time.perf_counter() - tic
+        tic = time.perf_counter()
         with torch.no_grad():
             d_s, Q = _site_tables(xs, gs, vecs, tri, charged)
         diag += d_s
@@ -256,13 +341,24 @@ def fisher_tables(
         cross.append(Q.square().sum(1))
         full.append(Q.sum(1).square())
         tokens += b * (p - 1)
+        timing["tables"] += time.perf_counter() - tic
+        tic = time.perf_counter()
+        sc = torch.zeros(b, len(semi_dims), dtype=torch.float64)
+        with torch.no_grad():
+            for i, d in enumerate(semi_dims):
+                q = _semi_q(xs, gs, semi[d])
+                semi_diag[i, :charged] += q.square().sum(1)
+                sc[:, i] = rearrange(q.sum(0), "(b p) -> b p", b=b).square().sum(1)
+        semi_cross.append(sc)
+        timing["semi_tables"] += time.perf_counter() - tic
     energy = torch.stack([torch.cat([torch.zeros(1, dtype=torch.float64), p.retained_energy().double()])
                           for p in pcas])
     settings = {"cal_windows": int(cal_ids.shape[0]), "cal_seqlen": int(cal_ids.shape[1]),
-                "grad_windows": n_grad, "slice_head": slice_head, "seed": seed}
+                "grad_windows": n_grad, "slice_head": slice_head, "seed": seed, "timing_s": timing}
     return FisherTables(hidden=D, diag=diag, cross=torch.cat(cross), full=torch.cat(full), tokens=tokens,
                         energy=energy, cal_nll=cal_nll / count, settings=settings,
-                        seconds=time.perf_counter() - t0)
+                        seconds=time.perf_counter() - t0, semi_dims=semi_dims, semi_diag=semi_diag,
+                        semi_cross=torch.cat(semi_cross))
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -283,7 +379,9 @@ def predict_point(dense: DenseMetrics, dim: int, tables: FisherTables | None = N
     if tables is not None:
         if tables.hidden != D:
             raise UsageError(f"Fisher tables are for width {tables.hidden}, the model has {D}")
-        for kind in FISHER_KINDS:
+        for kind in FISHER_KINDS + SEMI_KINDS:
+            if not tables.has(dim, kind):
+                continue
             dl = tables.delta_loss(dim, kind)
             ppl = dense.ppl * math.exp(dl)
             out[f"dloss_pred_{kind}"] = dl

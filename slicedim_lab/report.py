@@ -15,10 +15,11 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from .predict import PREDICTORS, DenseMetrics, FisherTables, predict_point
+from .predict import PREDICTORS, SEMI_KINDS, DenseMetrics, FisherTables, predict_point
 
 COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_cross": "#2ca02c",
-          "fisher_full": "#9467bd", "calibration": "#8c564b", "cal_ratio": "#ff7f0e"}
+          "fisher_full": "#9467bd", "fisher_semi": "#17becf", "fisher_semi_cross": "#bcbd22",
+          "fisher_semi_geo": "#e377c2", "calibration": "#8c564b", "cal_ratio": "#ff7f0e"}
 
 
 def error_summary(rows: list[dict]) -> list[dict]:
@@ -54,10 +55,14 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
                                                "dash": "solid" if key.endswith("d") else "dot"},
                                          marker={"size": 9}))
         for p in PREDICTORS:
-            ys = [c.get(f"{pred}_{p}") for c in curves]
+            if p in SEMI_KINDS:  # computed at the swept widths only
+                xs, ys, mode = d, [r.get(f"{pred}_{p}") for r in rows], "markers+lines"
+            else:
+                xs, ys, mode = grid, [c.get(f"{pred}_{p}") for c in curves], "lines"
             if any(y is not None for y in ys):
-                fig.add_trace(go.Scatter(x=grid, y=ys, mode="lines", name=f"predicted: {p}",
-                                         line={"color": COLORS[p]}))
+                dash = "dash" if p in SEMI_KINDS else None
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=f"predicted: {p}",
+                                         line={"color": COLORS[p], "dash": dash}))
         if pred == "ppl_pred":
             for e in ("calibration", "cal_ratio"):
                 ys = [r.get(f"ppl_est_{e}") for r in rows]
@@ -155,7 +160,8 @@ top-1 accuracy {dense['acc']:.4f}{mc}.</p>
 <p>Predictors use only the dense model (its measured metrics and dense passes over calibration text):
 <b>paper</b> ln PPL = (D/d') ln PPL<sub>0</sub>, acc = acc<sub>0</sub><sup>D/d'</sup> (our reading);
 <b>fisher</b> PPL<sub>0</sub>·exp(Σ<sub>s</sub> ½ mean<sub>t</sub>(g·δ<sub>s</sub>)²) with per-site increments
-δ<sub>s</sub>; <b>fisher_cross</b> and <b>fisher_full</b> keep cross-site / all cross terms.
+δ<sub>s</sub>; <b>fisher_cross</b> and <b>fisher_full</b> keep cross-site / all cross terms;
+<b>fisher_semi*</b> use semi-interleaved bases derived from dense moments (at the swept widths only).
 Estimates marked "runs sliced model" are not predictions: <b>calibration</b> = exp(sliced loss on the
 calibration windows), <b>cal_ratio</b> = PPL<sub>0</sub>·exp(that loss − dense calibration loss).
 See docs/predictors.md.</p>

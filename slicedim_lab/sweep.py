@@ -274,8 +274,10 @@ def measure(model: nn.Module, inp: Inputs, cfg: SweepConfig, batch_size: int, pr
 
 
 def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int = 4, progress: bool = True,
-                pcas: list[SitePCA] | None = None) -> tuple[DenseMetrics, dict, FisherTables]:
-    """Dense metrics and Fisher tables, from DIR's cache when present (written there when `out` is given)."""
+                pcas: list[SitePCA] | None = None, semi_dims: list[int] | None = None,
+                log=print) -> tuple[DenseMetrics, dict, FisherTables]:
+    """Dense metrics and Fisher tables, from DIR's cache when present (written there when `out` is given);
+    cached tables that lack a requested semi-interleaved width are recomputed."""
     D = inp.model.config.hidden_size
     dfile = out / "dense.json" if out else None
     if dfile is not None and dfile.exists():
@@ -286,11 +288,16 @@ def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int
         dense_raw["seconds"] = time.perf_counter() - t0
         dense_raw["params"] = count_params(inp.model)
     tfile = out / "fisher.pt" if out else None
-    if tfile is not None and tfile.exists():
-        tables = FisherTables.load(tfile)
-    else:
+    want = sorted({d for d in semi_dims or [] if d < D})
+    tables = FisherTables.load(tfile) if tfile is not None and tfile.exists() else None
+    if tables is not None and not set(want) <= set(tables.semi_dims):
+        missing = sorted(set(want) - set(tables.semi_dims))
+        log(f"recomputing the Fisher tables for the semi-interleaved widths {missing}")
+        want = sorted(set(want) | set(tables.semi_dims))
+        tables = None
+    if tables is None:
         tables = fisher_tables(inp.model, inp.cal_ids, cfg.grad_windows, slice_head=cfg.slice_head,
-                               seed=cfg.seed, batch_size=2, pcas=pcas, progress=progress)
+                               seed=cfg.seed, batch_size=2, pcas=pcas, semi_dims=want, progress=progress)
         if tfile is not None:
             tables.save(tfile)
     dense_raw["cal_nll"] = tables.cal_nll
@@ -368,7 +375,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
         from .sites import dense_pcas
 
         pcas = dense_pcas(model, inp.cal_ids, progress=progress)
-    dense, dense_raw, tables = dense_state(cfg, inp, out, batch_size, progress, pcas)
+    dense, dense_raw, tables = dense_state(cfg, inp, out, batch_size, progress, pcas,
+                                           semi_dims=[d for d, _ in points], log=log)
     cols = columns(cfg)
     rows = [r for r in read_rows(out)]
     done = {r["dim"] for r in rows}
@@ -418,7 +426,8 @@ def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dim
     D = inp.model.config.hidden_size
     points = parse_points(D, sparsities, dims, cfg.round_interval)
     t0 = time.perf_counter()
-    dense, dense_raw, tables = dense_state(cfg, inp, cache, batch_size, progress)
+    dense, dense_raw, tables = dense_state(cfg, inp, cache, batch_size, progress,
+                                           semi_dims=[d for d, _ in points])
     from .predict import predict
 
     rows = predict(dense, [d for d, _ in points], tables)

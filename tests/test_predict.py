@@ -154,3 +154,40 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
         assert torch.equal(v, before[k]), k
     ev = load_windows(smol.tokenizer, "python-docs", "eval", 32, 2)
     assert any(torch.equal(s, ev) for s in seen)  # the dense eval is the only eval-window pass
+
+
+def test_semi_interleaved_tables_match_explicit_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fisher_semi: bases from the moment formula equal the PCA of the explicit u_s, and the sums match."""
+    from slicedim_lab.calibrate import pca
+
+    model = tiny_model("llama", seed=2, dtype=torch.float64)
+    cal = torch.randint(0, 256, (3, 16), generator=torch.Generator().manual_seed(4))
+    seen = []
+    orig = P._site_tables
+    monkeypatch.setattr(P, "_site_tables", lambda xs, gs, *a: seen.append((xs, gs)) or orig(xs, gs, *a))
+    t = fisher_tables(model, cal, batch_size=3, semi_dims=[40, 64, 24], progress=False)
+    assert t.semi_dims == [24, 40] and t.has(40, "fisher_semi") and not t.has(32, "fisher_semi")
+    xs, gs = seen[0]
+    d, charged = 40, 6
+    bases, proj = [], None
+    for s in range(charged):
+        u = xs[0] if s == 0 else xs[s] - (xs[s - 1] - xs[s - 1] @ proj)
+        b = pca(u.T @ u).vectors[:, :d]
+        bases.append(b)
+        proj = b @ b.T
+    qs = []
+    for s in range(charged):
+        u = xs[0] if s == 0 else xs[s] - (xs[s - 1] - xs[s - 1] @ bases[s - 1] @ bases[s - 1].T)
+        qs.append((gs[s] * -(u - u @ bases[s] @ bases[s].T)).sum(1))
+    diag = sum(q.square().sum().item() for q in qs)
+    cross = torch.stack(qs).sum(0).square().sum().item()
+    assert t.delta_loss(d, "fisher_semi") == pytest.approx(0.5 * diag / t.tokens, rel=1e-6)
+    assert t.delta_loss(d, "fisher_semi_cross") == pytest.approx(0.5 * cross / t.tokens, rel=1e-6)
+    geo = 0.5 * math.sqrt(diag * cross) / t.tokens
+    assert t.delta_loss(d, "fisher_semi_geo") == pytest.approx(geo, rel=1e-6)
+    assert t.delta_loss(64, "fisher_semi") == 0.0
+    with pytest.raises(UsageError):
+        t.delta_loss(32, "fisher_semi")
+    row = predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 40, t)
+    assert row["ppl_pred_fisher_semi"] == pytest.approx(50.0 * math.exp(t.delta_loss(40, "fisher_semi")))
+    assert "ppl_pred_fisher_semi" not in predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 32, t)
