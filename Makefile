@@ -1,8 +1,9 @@
 # slicedim-lab: `make demo` runs the main job on the embedded default model; `make test` runs the test suite.
 # Both set up an idempotent virtualenv in .venv first (a stamp file makes a repeated setup take seconds).
 
-# The main job. A later issue replaces it with the dimension sweep.
-DEMO_CMD = slicedim eval --model smollm2-135m-instruct --corpus python-docs --split eval --seqlen 512 --max-windows 16 --json runs/demo/eval.json
+# The main job: a dimension sweep on the embedded default (interleaved SliceGPT at three widths, measured
+# beside the paper's law and our Fisher predictors); it prints where runs/demo/report.html is.
+DEMO_CMD = slicedim sweep --model smollm2-135m-instruct --corpus python-docs --sparsities 0.1,0.25,0.5 --cal-samples 8 --cal-seqlen 512 --eval-seqlen 512 --max-eval-windows 16 --out runs/demo
 
 PYTHON ?= python3
 VENV := .venv
@@ -30,6 +31,7 @@ test: setup
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(DEMO_CMD)
+	@echo "report: $(CURDIR)/runs/demo/report.html (results.csv beside it)"
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
