@@ -519,6 +519,7 @@ EVAL_SEQLEN = 256
 GRAD_WINDOWS = 4  # gradient windows of the Fisher predictors
 TASKS = ["corpus-mc"]  # offline multiple choice; lm-eval task names where their datasets are reachable
 MC_ITEMS = 16
+SEMI_DIMS = [432, 384, 336, 288]  # widths named in advance for the semi-interleaved Fisher predictors
 SWEEP_DIR = "runs/notebooks/sweep"  # relative to the notebook folder when run in Jupyter
 FRESH = False  # True discards a SWEEP_DIR that holds other settings
 MEASURE_DIMS = [432]  # what the headless run measures
@@ -531,7 +532,7 @@ cfg = SweepConfig(model=MODEL, corpus=CORPUS, basis=BASIS, cal_samples=CAL_WINDO
                   eval_seqlen=EVAL_SEQLEN, max_eval_windows=EVAL_WINDOWS, grad_windows=GRAD_WINDOWS,
                   tasks=TASKS, mc_items=MC_ITEMS)
 bench = sw.SweepBench(cfg, SWEEP_DIR, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH,
-                      max_layers=MAX_LAYERS)
+                      max_layers=MAX_LAYERS, semi_dims=SEMI_DIMS)
 print(f"dense: PPL {bench.dense.ppl:.3f}, top-1 {bench.dense.acc:.4f}, MC {bench.dense.mc_acc}; "
       f"{len(bench.rows)} point(s) already measured in {SWEEP_DIR}")
 """),

@@ -539,11 +539,14 @@ class SweepBench:
     `measure(d)` measures one kept width for real: with `cfg.basis == "interleaved"` a SliceGPT calibration +
     slice, with "dense" the dense model projected on its dense PCA bases (no calibration per point).
     `max_layers` keeps only the first layers (`keep_layers`, for smoke runs); the model name in the folder's
-    settings records it, so such a folder never mixes with one of the whole model."""
+    settings records it, so such a folder never mixes with one of the whole model. `semi_dims`: the widths at
+    which the semi-interleaved predictors are computed up front; `measure` adds its width to them first
+    (dense-only work) when missing."""
 
     def __init__(
         self, cfg: SweepConfig, out: str | Path, lm: Any = None, device: str = "auto", batch_size: int = 4,
         fresh: bool = False, progress: bool = True, max_layers: int | None = None,
+        semi_dims: list[int] | None = None,
     ):
         from .sites import dense_pcas
 
@@ -563,7 +566,7 @@ class SweepBench:
         need_pcas = cfg.basis == "dense" or not (self.out / "fisher.pt").exists()
         self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress) if need_pcas else None
         self.dense, self.dense_raw, self.tables = dense_state(cfg, self.inp, self.out, batch_size, progress,
-                                                              self.pcas)
+                                                              self.pcas, semi_dims=semi_dims)
         self.rows: list[dict] = read_rows(self.out)
         self.columns = columns(cfg)
 
@@ -572,10 +575,19 @@ class SweepBench:
 
     def measure(self, dim: int) -> dict:
         """Slice (or project) to `dim`, measure, write the row with every prediction and its error."""
+        from .sites import dense_pcas
         from .sweep import ProjectedModel, sliced_params
 
         t0 = time.perf_counter()
         cfg, inp, D = self.cfg, self.inp, self.hidden
+        semi = list(getattr(self.tables, "semi_dims", None) or [])
+        if hasattr(self.tables, "semi_dims") and dim < D and dim not in semi:
+            # the semi-interleaved predictors exist only at widths named before the tables are computed:
+            # name this one (dense-only work, a gradient pass) before anything sliced runs
+            if self.pcas is None:
+                self.pcas = dense_pcas(inp.model, inp.cal_ids, progress=self.progress)
+            self.dense, self.dense_raw, self.tables = dense_state(
+                cfg, inp, self.out, self.batch_size, self.progress, self.pcas, semi_dims=sorted({*semi, dim}))
         sd = site_dims(self.n_layers, D, dim=dim, slice_head=cfg.slice_head)
         cal_loss = None
         if dim == D and not cfg.slice_head:
