@@ -136,6 +136,7 @@ def show(obj: Any, interactive: bool) -> None:
 def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
     fig.update_layout(title=title, height=FIG_HEIGHT, margin=dict(l=60, r=20, t=60, b=50),
                       template="plotly_white", legend=dict(orientation="h", y=-0.2), **kwargs)
+    fig.update_yaxes(minorloglabels="none")  # log axes: label 1, 2, 5 × powers of ten, not every digit
     return fig
 
 
@@ -365,11 +366,13 @@ def compare_logits(a: Tensor, b: Tensor) -> dict[str, float]:
 
 def paper_law_figure(ppl0: float, hidden: int, measured: dict[int, float] | None = None,
                      kappas: Sequence[float] = (1.0, 0.7, 0.5)) -> go.Figure:
-    """ln PPL_0 / ln PPL(d') = 1 − κ·s for a few slopes κ (κ = 1 is the paper's law), with measured points."""
-    ds = list(range(max(8, hidden // 10), hidden + 1, max(1, hidden // 100)))
+    """ln PPL_0 / ln PPL(d') = 1 − κ·s for a few slopes κ (κ = 1 is the paper's law), with measured points.
+    A curve stops where 1 − κ·s falls below 0.2 (PPL > PPL_0⁵; the relation diverges at s = 1/κ)."""
+    ds = list(range(max(8, hidden // 4), hidden + 1, max(1, hidden // 144)))
     fig = go.Figure()
     for k in kappas:
-        ys = [math.exp(math.log(ppl0) / (1 - k * (1 - d / hidden))) for d in ds]
+        ratio = [1 - k * (1 - d / hidden) for d in ds]  # ln PPL_0 / ln PPL
+        ys = [math.exp(math.log(ppl0) / r) if r >= 0.2 else None for r in ratio]
         name = f"κ = {k:g}" + (" (paper)" if k == 1 else "")
         line = dict(color=PAPER_COLOR, dash=None) if k == 1 else dict(dash="dot")
         fig.add_trace(go.Scatter(x=ds, y=ys, mode="lines", name=name, line=line))
@@ -415,9 +418,11 @@ def _color(p: str) -> str:
 
 
 def _curve_predictors(curves: pd.DataFrame, metric: str = "ppl") -> list[str]:
-    """Predictors with a value of `metric` at some width of `curves`, in `PREDICTORS` order."""
+    """Predictors with a value of `metric` at some width of `curves` below the full one, in `PREDICTORS`
+    order (a predictor known only at full width, where every predictor is exact, says nothing)."""
     cols = {p: f"{metric}_pred_{p}" for p in PREDICTORS}
-    return [p for p, c in cols.items() if c in curves and curves[c].notna().any()]
+    narrow = curves["dim"] < curves["dim"].max()
+    return [p for p, c in cols.items() if c in curves and curves.loc[narrow, c].notna().any()]
 
 
 class _CurveFigure:
