@@ -24,7 +24,7 @@ SMALL = dict(DEVICE="cpu", INTERACTIVE=False, MAX_LAYERS=2, BATCH_SIZE=2, CAL_WI
              EVAL_WINDOWS=2, EVAL_SEQLEN=64)
 EXTRA = {
     "00_quickstart": dict(MAX_NEW_TOKENS=6),
-    "01_activation_flow": dict(LAYER=1, NODES=1, COMPARE_INTERLEAVED=True),
+    "01_activation_flow": dict(LAYER=1, NODES=1, COMPARE_INTERLEAVED=False),
     "02_linear_maps": dict(LAYER=1),
     "03_dimension_sweep": dict(GRAD_WINDOWS=2, MC_ITEMS=4, MEASURE_DIMS=[432, 288], SEMI_DIMS=[432]),
     "04_theory": dict(GRAD_WINDOWS=2),
