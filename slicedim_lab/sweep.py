@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -427,7 +428,8 @@ def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dim
     points = parse_points(D, sparsities, dims, cfg.round_interval)
     t0 = time.perf_counter()
     dense, dense_raw, tables = dense_state(cfg, inp, cache, batch_size, progress,
-                                           semi_dims=[d for d, _ in points])
+                                           semi_dims=[d for d, _ in points],
+                                           log=lambda m: print(m, file=sys.stderr))
     from .predict import predict
 
     rows = predict(dense, [d for d, _ in points], tables)
