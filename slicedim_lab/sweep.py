@@ -334,8 +334,9 @@ def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dic
     if row.get("cal_loss") is not None:
         row["ppl_est_calibration"] = math.exp(row["cal_loss"])
         row["ppl_est_cal_ratio"] = dense.ppl * math.exp(row["cal_loss"] - dense.cal_nll)
-    for p in PREDICTORS:
-        row[f"ppl_err_{p}"] = 100 * (row[f"ppl_pred_{p}"] / ppl - 1)
+    for p in PREDICTORS:  # semi-interleaved predictors exist only at widths named when the tables were built
+        if row.get(f"ppl_pred_{p}") is not None:
+            row[f"ppl_err_{p}"] = 100 * (row[f"ppl_pred_{p}"] / ppl - 1)
     for e in ESTIMATORS:
         if row.get(f"ppl_est_{e}") is not None:
             row[f"ppl_err_est_{e}"] = 100 * (row[f"ppl_est_{e}"] / ppl - 1)
@@ -402,7 +403,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
         rows.append(row)
         write_rows(out, rows, cols)
         log(f"d'={d:4d} s={s:.2f}  ppl {row['ppl_measured']:.3f}  "
-            + "  ".join(f"{p} {row[f'ppl_pred_{p}']:.3f} ({row[f'ppl_err_{p}']:+.1f}%)" for p in PREDICTORS)
+            + "  ".join(f"{p} {row[f'ppl_pred_{p}']:.3f} ({row[f'ppl_err_{p}']:+.1f}%)" for p in PREDICTORS
+                        if row.get(f"ppl_err_{p}") is not None)
             + f"  [{row['seconds']:.0f}s]")
     rows = [add_predictions(r, dense, tables) for r in rows]
     write_rows(out, rows, cols)

@@ -83,6 +83,13 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
     # more points with the same settings: only the new one is measured
     run_sweep(cfg(), out, dims=[64, 48, 40], lm=lm, progress=False, report=False, log=lambda m: None)
     assert len(calls) == 1 and csv_dims(out) == [64, 48, 40]
+    # a width the tables were not built for (e.g. a slider position): the semi-interleaved predictors are
+    # left out, the others are there with their errors
+    tables = sweep.FisherTables.load(out / "fisher.pt")
+    dense = sweep.dense_metrics(json.loads((out / "dense.json").read_text()), 64)
+    row = sweep.add_predictions({"dim": 44, "ppl_measured": 2.0 * dense.ppl}, dense, tables)
+    assert 44 not in tables.semi_dims and "ppl_pred_fisher_semi" not in row and "ppl_err_fisher_semi" not in row
+    assert row["ppl_err_fisher"] == pytest.approx(100 * (row["ppl_pred_fisher"] / row["ppl_measured"] - 1))
     # fresh: old rows and caches are discarded and everything is measured again
     calls.clear()
     run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, fresh=True, progress=False, report=False,
