@@ -64,7 +64,7 @@ def corpus_path(name: str, folder: Path) -> str:
     return str(path)
 
 
-def summarise(rows: list[dict], dense: dict, fisher_seconds: float) -> dict:
+def summarise(rows: list[dict], dense: dict, tables) -> dict:
     pts = [r for r in rows if 0.1 - 1e-9 <= r["sparsity"] <= 0.5 + 1e-9]
     table = {}
     for p in PREDICTORS:
@@ -73,6 +73,7 @@ def summarise(rows: list[dict], dense: dict, fisher_seconds: float) -> dict:
         m = [abs(r[f"mc_acc_pred_{p}"] - r["mc_acc_measured"]) for r in pts
              if r.get("mc_acc_measured") is not None]
         table[p] = {"ppl_mean_abs_pct": sum(e) / len(e), "ppl_max_abs_pct": max(e),
+                    "ppl_signed_pct": [r[f"ppl_err_{p}"] for r in pts],
                     "acc_mean_abs_pts": 100 * sum(a) / len(a), "acc_max_abs_pts": 100 * max(a)}
         if m:
             table[p].update(mc_mean_abs_pts=100 * sum(m) / len(m), mc_max_abs_pts=100 * max(m))
@@ -80,11 +81,19 @@ def summarise(rows: list[dict], dense: dict, fisher_seconds: float) -> dict:
         e = [abs(r[f"ppl_err_est_{est}"]) for r in pts if r.get(f"ppl_err_est_{est}") is not None]
         if e:
             table[f"est:{est}"] = {"ppl_mean_abs_pct": sum(e) / len(e), "ppl_max_abs_pct": max(e)}
+    # cost: both need the dense metrics; prediction adds the tables, measurement one slice + eval per point
+    t = tables.settings.get("timing_s", {})
+    semi_s = t.get("semi_bases", 0.0) + t.get("semi_tables", 0.0)
+    fisher_s = tables.seconds - semi_s
     measure_s = sum(r["seconds"] for r in pts)
-    return {"errors": table, "points": len(pts), "dense": dense,
-            "cost": {"predict_seconds": fisher_seconds, "measure_seconds": measure_s,
-                     "ratio_predict_over_measure": fisher_seconds / measure_s if measure_s else float("nan"),
-                     "measure_seconds_per_point": measure_s / max(len(pts), 1)}}
+    dense_s = dense.get("seconds", 0.0)
+    return {"errors": table, "points": len(pts), "dims": [r["dim"] for r in pts], "dense": dense,
+            "grad_heldout": tables.settings.get("grad_heldout", False),
+            "cost": {"dense_eval_seconds": dense_s, "fisher_tables_seconds": fisher_s,
+                     "semi_tables_seconds": semi_s, "semi_widths": len(tables.semi_dims),
+                     "measure_seconds": measure_s, "measure_seconds_per_point": measure_s / max(len(pts), 1),
+                     "ratio_fisher_over_measure": (dense_s + fisher_s) / (dense_s + measure_s),
+                     "ratio_all_predictors_over_measure": (dense_s + tables.seconds) / (dense_s + measure_s)}}
 
 
 def main() -> None:
@@ -93,6 +102,8 @@ def main() -> None:
     ap.add_argument("--basis", default="interleaved", choices=("interleaved", "dense"))
     ap.add_argument("--cal-samples", type=int, default=32)
     ap.add_argument("--grad-windows", type=int, default=None)
+    ap.add_argument("--grad-in-sample", action="store_true",
+                    help="Fisher gradients on the PCA's own windows (default: held-out calibration windows)")
     ap.add_argument("--max-eval-windows", type=int, default=32)
     ap.add_argument("--mc-items", type=int, default=48)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -106,8 +117,9 @@ def main() -> None:
     corpus = corpus_path(args.corpus, out / "corpora")
     cfg = SweepConfig(corpus=corpus, basis=args.basis, cal_samples=args.cal_samples, cal_seqlen=512,
                       eval_seqlen=512, max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
-                      mc_items=args.mc_items)
+                      grad_heldout=not args.grad_in_sample, mc_items=args.mc_items)
     grads = args.grad_windows or args.cal_samples
+    grads = f"{grads}i" if args.grad_in_sample else grads
     tag = f"{Path(args.corpus).stem}-{args.basis}-c{args.cal_samples}-g{grads}"
     folder = out / f"{tag}-e{args.max_eval_windows}-m{args.mc_items}"
     rows = run_sweep(cfg, folder, sparsities=SPARSITIES, device="cpu", progress=False)
@@ -115,7 +127,7 @@ def main() -> None:
 
     tables = FisherTables.load(folder / "fisher.pt")
     dense = json.loads((folder / "dense.json").read_text())
-    res = summarise(rows, dense, tables.seconds)
+    res = summarise(rows, dense, tables)
     res.update(corpus=args.corpus, basis=args.basis, folder=str(folder))
     (folder / "bench.json").write_text(json.dumps(res, indent=1))
     print(f"\n{args.corpus} ({args.basis} slicing), dense PPL {dense['ppl']:.3f}, acc {dense['acc']:.4f}; "
@@ -126,10 +138,18 @@ def main() -> None:
         acc = f"{t['acc_mean_abs_pts']:>17.2f}{t['acc_max_abs_pts']:>7.2f}" if "acc_mean_abs_pts" in t else ""
         mc = f"{t['mc_mean_abs_pts']:>16.2f}" if "mc_mean_abs_pts" in t else ""
         print(f"{name:<18}{t['ppl_mean_abs_pct']:>16.1f}{t['ppl_max_abs_pct']:>8.1f}{acc}{mc}")
+    print("signed % error per point, d' = " + ", ".join(str(d) for d in res["dims"]))
+    for name, t in res["errors"].items():
+        if "ppl_signed_pct" in t:
+            print(f"  {name:<18}" + " ".join(f"{e:+7.1f}" for e in t["ppl_signed_pct"]))
     c = res["cost"]
-    print(f"cost: predicting all d' {c['predict_seconds']:.0f}s (dense PCA + gradients; then any d' is a "
-          f"lookup); measuring {res['points']} points {c['measure_seconds']:.0f}s; "
-          f"ratio {c['ratio_predict_over_measure']:.2f}")
+    print(f"cost: dense metrics {c['dense_eval_seconds']:.0f}s (both); "
+          f"Fisher tables {c['fisher_tables_seconds']:.0f}s (every d' then a lookup); "
+          f"semi-interleaved tables {c['semi_tables_seconds']:.0f}s for "
+          f"{c['semi_widths']} widths; measuring {res['points']} points {c['measure_seconds']:.0f}s "
+          f"({c['measure_seconds_per_point']:.0f}s each)")
+    print(f"ratio predict/measure: fisher {c['ratio_fisher_over_measure']:.2f}, all predictors "
+          f"{c['ratio_all_predictors_over_measure']:.2f}")
 
 
 if __name__ == "__main__":

@@ -259,14 +259,17 @@ def fisher_tables(
     batch_size: int = 2,
     pcas: list[SitePCA] | None = None,
     semi_dims: list[int] | None = None,
+    grad_ids: Int[Tensor, "m pos"] | None = None,
     progress: bool = True,
 ) -> FisherTables:
     """Dense-only statistics for the Fisher-increment predictors.
 
     1. dense PCA of every site on all `cal_ids` (skipped if `pcas` is given) and the dense calibration loss;
-    2. on the first `grad_windows` calibration windows: one forward+backward with labels sampled (seeded)
-       from the model's own softmax; gradients and activations are reduced window by window into tables
-       over d' = 0..D, so memory does not grow with the number of windows.
+    2. on the first `grad_windows` of `grad_ids` (default: of `cal_ids`; the sweep passes calibration
+       windows the PCA did not see, so that the charged perturbation is out-of-sample as on the eval text):
+       one forward+backward with labels sampled (seeded) from the model's own softmax; gradients and
+       activations are reduced window by window into tables over d' = 0..D, so memory does
+       not grow with the number of windows.
     With `slice_head=False` the last site keeps full width (as `slicing.site_dims` does) and is not charged.
     `semi_dims`: widths at which to also accumulate the semi-interleaved tables (needs the cross moments of
     neighbouring sites in step 1, and per width one chain of eigendecompositions and a few products per site).
@@ -274,7 +277,8 @@ def fisher_tables(
     t0 = time.perf_counter()
     adapter = adapter_for(model)
     dev = next(model.parameters()).device
-    n_grad = cal_ids.shape[0] if grad_windows is None else min(grad_windows, cal_ids.shape[0])
+    grad_ids = cal_ids if grad_ids is None else grad_ids
+    n_grad = grad_ids.shape[0] if grad_windows is None else min(grad_windows, grad_ids.shape[0])
     if n_grad < 1:
         raise UsageError("need at least one gradient window")
     cal_nll, count = 0.0, 0
@@ -318,7 +322,8 @@ def fisher_tables(
     gen = torch.Generator().manual_seed(seed)
     diag = torch.zeros(n_s, D + 1, dtype=torch.float64)
     cross, full, tokens = [], [], 0
-    for ids in tqdm(torch.split(cal_ids[:n_grad], batch_size), desc="Fisher gradients", disable=not progress):
+    grad_batches = torch.split(grad_ids[:n_grad], batch_size)
+    for ids in tqdm(grad_batches, desc="Fisher gradients", disable=not progress):
         tic = time.perf_counter()
         ids = ids.to(dev)
         sites, logits = run_sites(model, ids, adapter, keep_grad=True)

@@ -40,6 +40,7 @@ from .slicing import count_params, dim_for_sparsity, site_dims, slice_model, sli
 
 BASES = ("interleaved", "dense")
 ESTIMATORS = ("calibration", "cal_ratio")
+PREDICTION_SETTINGS = ("grad_windows", "grad_heldout")  # change predictions only, never a measured value
 RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "report.html", "settings.json")
 
 
@@ -54,7 +55,8 @@ class SweepConfig:
     cal_seqlen: int = 512
     eval_seqlen: int = 512
     max_eval_windows: int | None = None
-    grad_windows: int | None = None  # default: all calibration windows
+    grad_windows: int | None = None  # default: as many as cal_samples
+    grad_heldout: bool = True  # Fisher gradients on calibration windows the PCA did not see
     tasks: list[str] = field(default_factory=lambda: ["corpus-mc"])
     mc_items: int = 48
     mc_choices: int = 4
@@ -121,20 +123,28 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False) -> None:
-    """Create DIR or check that it holds a sweep with the same settings (else refuse, or wipe with fresh)."""
+def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> None:
+    """Create DIR or check that it holds a sweep with the same settings (else refuse, or wipe with fresh).
+    If only prediction settings changed, the measured rows are kept and the Fisher tables are dropped (the
+    predictions of every row are recomputed from the new tables)."""
     out.mkdir(parents=True, exist_ok=True)
     sfile = out / "settings.json"
     if sfile.exists():
         old = json.loads(sfile.read_text())
         if old.get("fingerprint") != cfg.fingerprint():
             changed = sorted(k for k, v in asdict(cfg).items() if old.get("settings", {}).get(k) != v)
-            if not fresh:
+            if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
+                log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
+                    "predictions recomputed")
+                for name in ("fisher.pt", "report.html"):
+                    (out / name).unlink(missing_ok=True)
+            elif not fresh:
                 what = ", ".join(changed) or "?"
                 raise UsageError(f"{out} holds a sweep with other settings (changed: {what}); "
                                  "use --fresh to discard its results, or another --out")
-            for name in RESULT_FILES:
-                (out / name).unlink(missing_ok=True)
+            else:
+                for name in RESULT_FILES:
+                    (out / name).unlink(missing_ok=True)
         elif fresh:
             for name in RESULT_FILES:
                 (out / name).unlink(missing_ok=True)
@@ -238,6 +248,8 @@ class Inputs:
     cal_ids: Tensor
     eval_ids: Tensor
     mc_items: object | None
+    grad_ids: Tensor  # windows of the Fisher gradient pass
+    grad_heldout: bool  # whether they are disjoint from cal_ids
 
 
 def load_inputs(cfg: SweepConfig, lm=None, device: str = "auto") -> Inputs:
@@ -247,14 +259,21 @@ def load_inputs(cfg: SweepConfig, lm=None, device: str = "auto") -> Inputs:
     from .models import load_model
 
     lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
-    cal = load_windows(lm.tokenizer, cfg.corpus, "calibration", cfg.cal_seqlen, cfg.cal_samples)
+    n_grad = cfg.grad_windows or cfg.cal_samples
+    cal = load_windows(lm.tokenizer, cfg.corpus, "calibration", cfg.cal_seqlen,
+                       cfg.cal_samples + (n_grad if cfg.grad_heldout else 0))
+    # held-out gradient windows: the windows after the PCA's in the calibration split (in-sample if none)
+    cal, grad = cal[: cfg.cal_samples], cal[cfg.cal_samples:]
+    heldout = cfg.grad_heldout and grad.shape[0] > 0
+    if not heldout:
+        grad = cal[:n_grad]
     ev = load_windows(lm.tokenizer, cfg.corpus, "eval", cfg.eval_seqlen, cfg.max_eval_windows)
     items = None
     if "corpus-mc" in cfg.tasks:
         items = build_corpus_mc(lm.tokenizer, cfg.corpus, "eval", n_items=cfg.mc_items,
                                 n_choices=cfg.mc_choices, context_len=cfg.mc_context, cont_len=cfg.mc_cont,
                                 seed=cfg.seed)
-    return Inputs(lm.model, lm.tokenizer, cal, ev, items)
+    return Inputs(lm.model, lm.tokenizer, cal, ev, items, grad, heldout)
 
 
 def measure(model: nn.Module, inp: Inputs, cfg: SweepConfig, batch_size: int, progress: bool) -> dict:
@@ -297,8 +316,12 @@ def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int
         want = sorted(set(want) | set(tables.semi_dims))
         tables = None
     if tables is None:
-        tables = fisher_tables(inp.model, inp.cal_ids, cfg.grad_windows, slice_head=cfg.slice_head,
-                               seed=cfg.seed, batch_size=2, pcas=pcas, semi_dims=want, progress=progress)
+        if cfg.grad_heldout and not inp.grad_heldout:
+            log(f"note: the calibration split has no windows beyond the {inp.cal_ids.shape[0]} of the PCA; "
+                "Fisher gradients are taken in-sample (predictions tend to be optimistic)")
+        tables = fisher_tables(inp.model, inp.cal_ids, slice_head=cfg.slice_head, seed=cfg.seed, batch_size=2,
+                               pcas=pcas, semi_dims=want, grad_ids=inp.grad_ids, progress=progress)
+        tables.settings["grad_heldout"] = inp.grad_heldout
         if tfile is not None:
             tables.save(tfile)
     dense_raw["cal_nll"] = tables.cal_nll
@@ -330,6 +353,9 @@ def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dic
     """(Re)compute a row's predictions, estimates and errors from its measured values, so that rows measured
     earlier always carry the current predictors' numbers (measured columns are never touched)."""
     dim, ppl = row["dim"], row["ppl_measured"]
+    stale = ("ppl_pred_", "acc_pred_", "mc_acc_pred_", "dloss_pred_", "ppl_err_")
+    for k in [k for k in row if k.startswith(stale)]:
+        del row[k]
     row.update(predict_point(dense, dim, tables))
     if row.get("cal_loss") is not None:
         row["ppl_est_calibration"] = math.exp(row["cal_loss"])
@@ -367,20 +393,20 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
     """Run (or resume) a sweep into `out`; returns all rows. See the module docstring for the files."""
     cfg.check()
     out = Path(out)
-    prepare_dir(out, cfg, fresh)
+    prepare_dir(out, cfg, fresh, log=log)
     inp = load_inputs(cfg, lm, device)
     model = inp.model
     D, L = model.config.hidden_size, model.config.num_hidden_layers
     points = parse_points(D, sparsities, dims, cfg.round_interval)
+    rows = read_rows(out)
     pcas = None
     if cfg.basis == "dense":
         from .sites import dense_pcas
 
         pcas = dense_pcas(model, inp.cal_ids, progress=progress)
-    dense, dense_raw, tables = dense_state(cfg, inp, out, batch_size, progress, pcas,
-                                           semi_dims=[d for d, _ in points], log=log)
+    semi = [d for d, _ in points] + [r["dim"] for r in rows]
+    dense, dense_raw, tables = dense_state(cfg, inp, out, batch_size, progress, pcas, semi_dims=semi, log=log)
     cols = columns(cfg)
-    rows = [r for r in read_rows(out)]
     done = {r["dim"] for r in rows}
     todo = [(d, s) for d, s in points if d not in done]
     if done:
@@ -424,7 +450,7 @@ def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dim
     cfg.check()
     if cache is not None:
         cache = Path(cache)
-        prepare_dir(cache, cfg, fresh=False)
+        prepare_dir(cache, cfg, fresh=False, log=lambda m: print(m, file=sys.stderr))
     inp = load_inputs(cfg, lm, device)
     D = inp.model.config.hidden_size
     points = parse_points(D, sparsities, dims, cfg.round_interval)
@@ -473,7 +499,10 @@ def add_options(p, sweep: bool = True) -> None:
     p.add_argument("--eval-seqlen", type=int, default=512, help="tokens per eval window (default 512)")
     p.add_argument("--max-eval-windows", type=int, default=None, help="eval windows (default: all)")
     p.add_argument("--grad-windows", type=int, default=None,
-                   help="calibration windows used for the Fisher gradients (default: all)")
+                   help="windows of the Fisher gradient pass (default: as many as --cal-samples)")
+    p.add_argument("--grad-in-sample", action="store_true",
+                   help="take the Fisher gradients on the PCA's own calibration windows (default: on the "
+                        "calibration windows after them, which the PCA did not see)")
     p.add_argument("--tasks", default="corpus-mc",
                    help="comma-separated: corpus-mc (offline) and/or lm-eval tasks piqa, arc_easy, "
                         "arc_challenge, hellaswag, winogrande; 'none' for no multiple choice")
@@ -495,7 +524,8 @@ def config_from_args(args) -> tuple[SweepConfig, list[float] | None, list[int] |
     tasks = [] if args.tasks.strip() == "none" else _list(args.tasks, str, "--tasks")
     cfg = SweepConfig(model=args.model, corpus=args.corpus, basis=getattr(args, "basis", "interleaved"),
                       cal_samples=args.cal_samples, cal_seqlen=args.cal_seqlen, eval_seqlen=args.eval_seqlen,
-                      max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows, tasks=tasks,
+                      max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
+                      grad_heldout=not args.grad_in_sample, tasks=tasks,
                       mc_items=args.mc_items, seed=args.seed, dtype=args.dtype)
     if args.batch_size < 1:
         raise UsageError(f"batch-size must be at least 1, got {args.batch_size}")

@@ -140,3 +140,36 @@ def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
     bad_task = ["--sparsities", "0.1", "--tasks", "nonsense", "--out", str(tmp_path / "y")]
     assert main(["sweep", *common, *bad_task]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_gradient_windows_are_held_out(tmp_path, lm) -> None:
+    inp = sweep.load_inputs(cfg(), lm)
+    assert inp.grad_heldout and inp.grad_ids.shape == inp.cal_ids.shape
+    assert not any(torch.equal(g, c) for g in inp.grad_ids for c in inp.cal_ids)  # the PCA never saw them
+    # they are the calibration windows right after the PCA's
+    more = sweep.load_inputs(cfg(cal_samples=4, grad_heldout=False), lm)
+    assert torch.equal(more.cal_ids[2:], inp.grad_ids) and torch.equal(more.grad_ids, more.cal_ids)
+    # a calibration split with no window to spare: in-sample, said once in the log
+    small = tmp_path / "small.txt"
+    small.write_text("\n\n".join(f"Paragraph {i}: " + "words of text " * 12 for i in range(4)) + "\n")
+    inp = sweep.load_inputs(cfg(corpus=str(small), cal_samples=64, tasks=[]), lm)
+    assert not inp.grad_heldout and torch.equal(inp.grad_ids, inp.cal_ids)
+    logs: list[str] = []
+    run_sweep(cfg(corpus=str(small), cal_samples=64, tasks=[]), tmp_path / "s", dims=[48], lm=lm,
+              progress=False, report=False, log=logs.append)
+    assert any("in-sample" in m for m in logs)
+
+
+def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> None:
+    out = tmp_path / "sw"
+    first = run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
+    calls: list[int] = []
+    orig = sweep.measure
+    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    logs: list[str] = []
+    again = run_sweep(cfg(grad_heldout=False), out, dims=[64, 48], lm=lm, progress=False, report=False,
+                      log=logs.append)
+    assert calls == [] and any("predictions recomputed" in m for m in logs)
+    assert [r["ppl_measured"] for r in again] == [r["ppl_measured"] for r in first]
+    assert again[1]["ppl_pred_fisher"] != first[1]["ppl_pred_fisher"]  # other gradient windows
+    assert sweep.FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
