@@ -280,7 +280,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run or resume a sweep into --out: results.csv/json one row per point, then report.html."""
-    from slicedim_lab.report import error_summary
+    from slicedim_lab.report import error_summary, headline_text
     from slicedim_lab.sweep import config_from_args, run_sweep
 
     cfg, sparsities, dims = config_from_args(args)
@@ -289,8 +289,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                      batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
                      report=not args.no_report, log=log)
     summary = error_summary(rows)
+    log("all predictors and estimators over the points with s > 0:")
     for s in summary:
-        log(f"{s['name']:<18} mean |err| {s['mean_abs_err']:6.1f}%   max |err| {s['max_abs_err']:6.1f}%")
+        log(f"  {s['name']:<18} mean |err| {s['mean_abs_err']:6.1f}%   max |err| {s['max_abs_err']:6.1f}%")
+    log(headline_text(rows, cfg.basis))
     write_json(args.json, {"out": str(args.out), "rows": rows, "errors": summary})
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from .predict import PREDICTORS, SEMI_KINDS, DenseMetrics, FisherTables, predict_point
+from .predict import OURS, PREDICTORS, SEMI_KINDS, DenseMetrics, FisherTables, predict_point
 
 COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_cross": "#2ca02c",
           "fisher_full": "#9467bd", "fisher_semi": "#17becf", "fisher_semi_cross": "#bcbd22",
@@ -33,6 +33,49 @@ def error_summary(rows: list[dict]) -> list[dict]:
             out.append({"name": name, "mean_abs_err": sum(errs) / len(errs), "max_abs_err": max(errs),
                         "points": len(errs)})
     return out
+
+
+def headline(rows: list[dict], basis: str) -> list[dict]:
+    """Per point (widest first): measured, `paper` and ours (`OURS[basis]`) side by side with signed errors
+    (% for perplexity, points for accuracies)."""
+    ours = OURS[basis]
+    out = []
+    for r in sorted(rows, key=lambda r: -r["dim"]):
+        h = {"dim": r["dim"], "sparsity": r["sparsity"], "ppl_measured": r["ppl_measured"]}
+        for name in ("paper", ours):
+            tag = "paper" if name == "paper" else "ours"
+            h[f"ppl_{tag}"], h[f"ppl_err_{tag}"] = r.get(f"ppl_pred_{name}"), r.get(f"ppl_err_{name}")
+        for m in ("acc", "mc_acc"):
+            meas = r.get(f"{m}_measured")
+            h[f"{m}_measured"] = meas
+            for name, tag in (("paper", "paper"), (ours, "ours")):
+                v = r.get(f"{m}_pred_{name}")
+                h[f"{m}_{tag}"] = v
+                h[f"{m}_err_{tag}"] = None if v is None or meas is None else 100 * (v - meas)
+        out.append(h)
+    return out
+
+
+def headline_text(rows: list[dict], basis: str) -> str:
+    """`headline` as a fixed-width text table (the sweep prints it at the end)."""
+
+    def cell(h: dict, key: str, pct: bool) -> str:
+        v, e = h[key], h[key.replace("_paper", "_err_paper").replace("_ours", "_err_ours")]
+        if v is None:
+            return f"{'—':>17}"
+        return f"{v:8.3f} ({e:+5.0f}%)" if pct else f"{v:8.3f} ({e:+5.1f})"
+
+    lines = [f"measured vs paper vs ours ({OURS[basis]}): perplexity errors in %, accuracy errors in points",
+             "   d'     s  ppl meas         ppl paper          ppl ours  acc meas         acc paper"
+             "          acc ours   mc meas          mc paper           mc ours"]
+    for h in headline(rows, basis):
+        mc = "" if h["mc_acc_measured"] is None else (
+            f"  {h['mc_acc_measured']:8.3f} {cell(h, 'mc_acc_paper', False)} {cell(h, 'mc_acc_ours', False)}")
+        lines.append(f"{h['dim']:>5} {h['sparsity']:5.2f} {h['ppl_measured']:9.3f} "
+                     f"{cell(h, 'ppl_paper', True)} {cell(h, 'ppl_ours', True)}  "
+                     f"{h['acc_measured']:8.3f} {cell(h, 'acc_paper', False)} "
+                     f"{cell(h, 'acc_ours', False)}{mc}")
+    return "\n".join(lines)
 
 
 def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list[go.Figure]:
@@ -116,6 +159,31 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
     return figs
 
 
+def _headline_html(rows: list[dict], basis: str) -> str:
+    def cell(v, e, pct: bool) -> str:
+        if v is None:
+            return "<td></td>"
+        err = f"{e:+.0f}%" if pct else f"{e:+.1f}"
+        return f"<td>{v:.4g} <small>({err})</small></td>"
+
+    head = ("<tr><th>d'</th><th>s</th><th>PPL measured</th><th>PPL paper</th><th>PPL ours</th>"
+            "<th>top-1 measured</th><th>top-1 paper</th><th>top-1 ours</th>"
+            "<th>MC measured</th><th>MC paper</th><th>MC ours</th></tr>")
+    body = ""
+    for h in headline(rows, basis):
+        mc = h["mc_acc_measured"]
+        body += (f"<tr><td>{h['dim']}</td><td>{h['sparsity']:.2f}</td><td><b>{h['ppl_measured']:.4g}</b></td>"
+                 + cell(h["ppl_paper"], h["ppl_err_paper"], True)
+                 + cell(h["ppl_ours"], h["ppl_err_ours"], True)
+                 + f"<td><b>{h['acc_measured']:.3f}</b></td>"
+                 + cell(h["acc_paper"], h["acc_err_paper"], False)
+                 + cell(h["acc_ours"], h["acc_err_ours"], False)
+                 + (f"<td><b>{mc:.3f}</b></td>" if mc is not None else "<td></td>")
+                 + cell(h["mc_acc_paper"], h["mc_acc_err_paper"], False)
+                 + cell(h["mc_acc_ours"], h["mc_acc_err_ours"], False) + "</tr>")
+    return f"<table>{head}{body}</table>"
+
+
 def _table(summary: list[dict], rows: list[dict]) -> str:
     head = "<tr><th>predictor / estimator</th><th>mean |% err|</th><th>max |% err|</th><th>points</th></tr>"
     body = "".join(f"<tr><td>{html.escape(s['name'])}</td><td>{s['mean_abs_err']:.1f}</td>"
@@ -160,12 +228,18 @@ top-1 accuracy {dense['acc']:.4f}{mc}.</p>
 <p>Predictors use only the dense model (its measured metrics and dense passes over calibration text):
 <b>paper</b> ln PPL = (D/d') ln PPL<sub>0</sub>, acc = acc<sub>0</sub><sup>D/d'</sup> (our reading);
 <b>fisher</b> PPL<sub>0</sub>·exp(Σ<sub>s</sub> ½ mean<sub>t</sub>(g·δ<sub>s</sub>)²) with per-site increments
-δ<sub>s</sub>; <b>fisher_cross</b> and <b>fisher_full</b> keep cross-site / all cross terms;
+δ<sub>s</sub> in the dense PCA bases, gradients on calibration windows the PCA did not see
+(settings: grad_heldout); <b>fisher_cross</b> and <b>fisher_full</b> keep cross-site / all cross terms;
 <b>fisher_semi*</b> use semi-interleaved bases derived from dense moments (at the swept widths only).
+Ours: <b>fisher_semi</b> for interleaved sweeps, <b>fisher</b> for dense-basis sweeps.
 Estimates marked "runs sliced model" are not predictions: <b>calibration</b> = exp(sliced loss on the
 calibration windows), <b>cal_ratio</b> = PPL<sub>0</sub>·exp(that loss − dense calibration loss).
 See docs/predictors.md.</p>
-<h2>Errors over the swept points with s &gt; 0</h2>{_table(summary, rows)}
+<h2>Measured vs the paper's prediction vs ours (<b>{OURS[settings['basis']]}</b>)</h2>
+<p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
+(top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>
+{_headline_html(rows, settings['basis']) if rows else ''}
+<h2>All predictors: errors over the swept points with s &gt; 0</h2>{_table(summary, rows)}
 {''.join(parts)}
 </body></html>"""
     path = out / "report.html"

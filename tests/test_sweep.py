@@ -88,7 +88,8 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
     tables = sweep.FisherTables.load(out / "fisher.pt")
     dense = sweep.dense_metrics(json.loads((out / "dense.json").read_text()), 64)
     row = sweep.add_predictions({"dim": 44, "ppl_measured": 2.0 * dense.ppl}, dense, tables)
-    assert 44 not in tables.semi_dims and "ppl_pred_fisher_semi" not in row and "ppl_err_fisher_semi" not in row
+    assert 44 not in tables.semi_dims
+    assert "ppl_pred_fisher_semi" not in row and "ppl_err_fisher_semi" not in row
     assert row["ppl_err_fisher"] == pytest.approx(100 * (row["ppl_pred_fisher"] / row["ppl_measured"] - 1))
     # fresh: old rows and caches are discarded and everything is measured again
     calls.clear()
@@ -128,9 +129,16 @@ def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
     common = ["--model", str(folder), "--device", "cpu", "--cal-samples", "2", "--cal-seqlen", "32",
               "--eval-seqlen", "32", "--max-eval-windows", "2", "--mc-items", "4", "--no-progress"]
     assert main(["sweep", *common, "--sparsities", "0,0.5", "--out", str(tmp_path / "s"), "--json", "-"]) == 0
-    payload = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
     assert [r["dim"] for r in payload["rows"]] == [64, 32]
-    assert (tmp_path / "s" / "report.html").exists()
+    # the side-by-side table: measured, paper and ours with their errors, in the log and the report
+    assert "measured vs paper vs ours (fisher_semi)" in captured.err
+    r32 = payload["rows"][1]
+    assert f"{r32['ppl_measured']:9.3f}" in captured.err
+    assert f"{r32['ppl_err_fisher_semi']:+5.0f}%" in captured.err
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "PPL ours" in html and f"{r32['ppl_pred_fisher_semi']:.4g}" in html
     assert main(["predict", *common, "--dims", "48,32", "--cache", str(tmp_path / "s"), "--json", "-"]) == 0
     pred = json.loads(capsys.readouterr().out)
     assert [r["dim"] for r in pred["predictions"]] == [48, 32]
