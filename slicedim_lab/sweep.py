@@ -293,6 +293,23 @@ def measure(model: nn.Module, inp: Inputs, cfg: SweepConfig, batch_size: int, pr
     return out
 
 
+def measure_point(inp: Inputs, cfg: SweepConfig, dim: int, dense_raw: dict, pcas: list[SitePCA] | None,
+                  batch_size: int = 4, progress: bool = True) -> tuple[dict, int, float | None]:
+    """Measure one kept width for real: (metrics, parameter count, sliced loss on the calibration windows or
+    None). Interleaved: SliceGPT calibration + slicing; dense: the dense model projected on `pcas`; full
+    width without a sliced head: the dense metrics."""
+    model = inp.model
+    D, L = model.config.hidden_size, model.config.num_hidden_layers
+    if dim == D and not cfg.slice_head:
+        return dense_raw, dense_raw["params"], dense_raw.get("cal_nll")
+    sd = site_dims(L, D, dim=dim, slice_head=cfg.slice_head)
+    if cfg.basis == "interleaved":
+        res = slice_model(model, inp.cal_ids, sd, batch_size=batch_size, progress=progress)
+        return measure(res.model, inp, cfg, batch_size, progress), count_params(res.model), res.cal_loss
+    meas = measure(ProjectedModel(model, pcas, sd), inp, cfg, batch_size, progress)
+    return meas, sliced_params(model, sd), None
+
+
 def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int = 4, progress: bool = True,
                 pcas: list[SitePCA] | None = None, semi_dims: list[int] | None = None,
                 log=print) -> tuple[DenseMetrics, dict, FisherTables]:
@@ -396,7 +413,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
     prepare_dir(out, cfg, fresh, log=log)
     inp = load_inputs(cfg, lm, device)
     model = inp.model
-    D, L = model.config.hidden_size, model.config.num_hidden_layers
+    D = model.config.hidden_size
     points = parse_points(D, sparsities, dims, cfg.round_interval)
     rows = read_rows(out)
     pcas = None
@@ -413,18 +430,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
         log(f"resuming {out}: {len(done)} point(s) already measured, {len(todo)} to go")
     for d, s in tqdm(todo, desc="sweep", disable=not progress):
         t0 = time.perf_counter()
-        sd = site_dims(L, D, dim=d, slice_head=cfg.slice_head)
-        cal_loss = None
-        if d == D and not cfg.slice_head:
-            meas, params, cal_loss = dense_raw, dense_raw["params"], dense.cal_nll
-        elif cfg.basis == "interleaved":
-            res = slice_model(model, inp.cal_ids, sd, progress=progress)
-            meas = measure(res.model, inp, cfg, batch_size, progress)
-            params, cal_loss = count_params(res.model), res.cal_loss
-            del res
-        else:
-            meas = measure(ProjectedModel(model, pcas, sd), inp, cfg, batch_size, progress)
-            params = sliced_params(model, sd)
+        meas, params, cal_loss = measure_point(inp, cfg, d, dense_raw, pcas, batch_size, progress)
         row = make_row(d, s, meas, dense, tables, params, cal_loss, time.perf_counter() - t0)
         rows.append(row)
         write_rows(out, rows, cols)

@@ -31,14 +31,13 @@ from torch import Tensor
 from .calibrate import SitePCA, random_rotation, site_name
 from .metrics import EvalResult
 from .predict import PREDICTORS, DenseMetrics, FisherTables, predict, predict_point
-from .slicing import count_params, site_dims, slice_model
 from .sweep import (
     SweepConfig,
     columns,
     dense_state,
     load_inputs,
     make_row,
-    measure,
+    measure_point,
     prepare_dir,
     read_rows,
     write_rows,
@@ -581,7 +580,6 @@ class SweepBench:
     def measure(self, dim: int) -> dict:
         """Slice (or project) to `dim`, measure, write the row with every prediction and its error."""
         from .sites import dense_pcas
-        from .sweep import ProjectedModel, sliced_params
 
         t0 = time.perf_counter()
         cfg, inp, D = self.cfg, self.inp, self.hidden
@@ -593,18 +591,8 @@ class SweepBench:
                 self.pcas = dense_pcas(inp.model, inp.cal_ids, progress=self.progress)
             self.dense, self.dense_raw, self.tables = dense_state(
                 cfg, inp, self.out, self.batch_size, self.progress, self.pcas, semi_dims=sorted({*semi, dim}))
-        sd = site_dims(self.n_layers, D, dim=dim, slice_head=cfg.slice_head)
-        cal_loss = None
-        if dim == D and not cfg.slice_head:
-            meas, params, cal_loss = self.dense_raw, self.dense_raw["params"], self.dense.cal_nll
-        elif cfg.basis == "interleaved":
-            res = slice_model(inp.model, inp.cal_ids, sd, batch_size=self.batch_size, progress=self.progress)
-            meas = measure(res.model, inp, cfg, self.batch_size, self.progress)
-            params, cal_loss = count_params(res.model), res.cal_loss
-            del res
-        else:
-            meas = measure(ProjectedModel(inp.model, self.pcas, sd), inp, cfg, self.batch_size, self.progress)
-            params = sliced_params(inp.model, sd)
+        meas, params, cal_loss = measure_point(inp, cfg, dim, self.dense_raw, self.pcas, self.batch_size,
+                                               self.progress)
         row = make_row(dim, 1 - dim / D, meas, self.dense, self.tables, params, cal_loss,
                        time.perf_counter() - t0)
         self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
