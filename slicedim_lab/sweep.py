@@ -124,7 +124,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> None:
-    """Create DIR or check that it holds a sweep with the same settings (else refuse, or wipe with fresh).
+    """Create DIR or check that it holds a sweep with the same settings (then it resumes); one with other
+    settings is refused, or wiped with `fresh`.
     If only prediction settings changed, the measured rows are kept and the Fisher tables are dropped (the
     predictions of every row are recomputed from the new tables)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -145,9 +146,6 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
             else:
                 for name in RESULT_FILES:
                     (out / name).unlink(missing_ok=True)
-        elif fresh:
-            for name in RESULT_FILES:
-                (out / name).unlink(missing_ok=True)
     elif any((out / n).exists() for n in RESULT_FILES):
         if not fresh:
             raise UsageError(f"{out} holds results without settings.json; use --fresh or another --out")

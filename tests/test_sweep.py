@@ -96,6 +96,11 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
     run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, fresh=True, progress=False, report=False,
               log=lambda m: None)
     assert len(calls) == 2 and csv_dims(out) == [64, 48]
+    # ... but a folder with the same settings resumes (make demo passes --fresh)
+    calls.clear()
+    run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, fresh=True, progress=False, report=False,
+              log=lambda m: None)
+    assert calls == [] and csv_dims(out) == [64, 48]
     assert json.loads((out / "settings.json").read_text())["settings"]["cal_samples"] == 3
 
 
