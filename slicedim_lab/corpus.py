@@ -95,11 +95,20 @@ def _load_wikitext2(split: str) -> str:
     return "\n\n".join(ds["text"])
 
 
+def spread(n: int, k: int) -> list[int]:
+    """`k` of the indices 0..n−1, evenly spaced and centred (all of them when k ≥ n)."""
+    if k >= n:
+        return list(range(n))
+    return [int((i + 0.5) * n / k) for i in range(k)]
+
+
 def windows(
     tokenizer: PreTrainedTokenizerBase, text: str, seqlen: int, max_windows: int | None = None
 ) -> Int[Tensor, "n seqlen"]:
     """Tokenise `text` (the tokenizer's default special tokens: SmolLM2 adds no BOS) and cut it into
-    non-overlapping windows of `seqlen` tokens, dropping the last partial one; keep the first `max_windows`.
+    non-overlapping windows of `seqlen` tokens, dropping the last partial one. With `max_windows` fewer than
+    that, keep `max_windows` windows evenly spaced over the text (`spread`), in order: a subsample covers the
+    whole split — our corpora are sorted by topic or module, so the first windows are one corner of it.
     """
     if seqlen < 2:
         raise UsageError(f"seqlen must be at least 2 (one input and one predicted token), got {seqlen}")
@@ -109,9 +118,8 @@ def windows(
     n = len(ids) // seqlen
     if n == 0:
         raise UsageError(f"text has {len(ids)} tokens, shorter than one window of seqlen {seqlen}")
-    if max_windows is not None:
-        n = min(n, max_windows)
-    return rearrange(torch.tensor(ids[: n * seqlen], dtype=torch.long), "(n s) -> n s", s=seqlen)
+    out = rearrange(torch.tensor(ids[: n * seqlen], dtype=torch.long), "(n s) -> n s", s=seqlen)
+    return out if max_windows is None or max_windows >= n else out[spread(n, max_windows)]
 
 
 def load_windows(

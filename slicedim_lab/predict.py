@@ -87,8 +87,8 @@ def coupled_acc(acc0: float, ppl0: float, ppl: float) -> float:
 
 def scaled_mc_acc(mc0: float, chance: float, acc0: float, acc: float) -> float:
     """Multiple-choice accuracy whose part above chance shrinks like next-token accuracy:
-    chance + (mc_0 − chance) · acc / acc_0."""
-    return chance + (mc0 - chance) * acc / acc0
+    chance + (mc_0 − chance) · acc / acc_0 (mc_0 when the dense model never predicts a token right)."""
+    return chance + (mc0 - chance) * acc / acc0 if acc0 > 0 else mc0
 
 
 # ----------------------------------------------------------------------------- dense metrics

@@ -252,19 +252,20 @@ class Inputs:
 
 def load_inputs(cfg: SweepConfig, lm=None, device: str = "auto") -> Inputs:
     """The model (unless `lm`, a LoadedModel, is given), the calibration and eval windows and the MC items."""
-    from .corpus import load_windows
+    from .corpus import load_windows, spread
     from .mcq import build_corpus_mc
     from .models import load_model
 
     lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
     n_grad = cfg.grad_windows or cfg.cal_samples
-    cal = load_windows(lm.tokenizer, cfg.corpus, "calibration", cfg.cal_seqlen,
-                       cfg.cal_samples + (n_grad if cfg.grad_heldout else 0))
-    # held-out gradient windows: the windows after the PCA's in the calibration split (in-sample if none)
-    cal, grad = cal[: cfg.cal_samples], cal[cfg.cal_samples:]
-    heldout = cfg.grad_heldout and grad.shape[0] > 0
-    if not heldout:
-        grad = cal[:n_grad]
+    every = load_windows(lm.tokenizer, cfg.corpus, "calibration", cfg.cal_seqlen)
+    # the PCA's windows are spread over the split (as `load_windows(..., cal_samples)` picks them); the
+    # held-out gradient windows are spread over the rest (in-sample if there is no rest)
+    picked = spread(every.shape[0], cfg.cal_samples)
+    rest = [i for i in range(every.shape[0]) if i not in set(picked)]
+    cal = every[picked]
+    heldout = cfg.grad_heldout and len(rest) > 0
+    grad = every[[rest[i] for i in spread(len(rest), n_grad)]] if heldout else cal[:n_grad]
     ev = load_windows(lm.tokenizer, cfg.corpus, "eval", cfg.eval_seqlen, cfg.max_eval_windows)
     items = None
     if "corpus-mc" in cfg.tasks:
@@ -332,7 +333,7 @@ def dense_state(cfg: SweepConfig, inp: Inputs, out: Path | None, batch_size: int
         tables = None
     if tables is None:
         if cfg.grad_heldout and not inp.grad_heldout:
-            log(f"note: the calibration split has no windows beyond the {inp.cal_ids.shape[0]} of the PCA; "
+            log(f"note: the calibration split has no windows besides the {inp.cal_ids.shape[0]} of the PCA; "
                 "Fisher gradients are taken in-sample (predictions tend to be optimistic)")
         tables = fisher_tables(inp.model, inp.cal_ids, slice_head=cfg.slice_head, seed=cfg.seed, batch_size=2,
                                pcas=pcas, semi_dims=want, grad_ids=inp.grad_ids, progress=progress)

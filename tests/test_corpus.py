@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slicedim_lab import models
-from slicedim_lab.corpus import CORPORA, load_text, load_windows, python_docs_topics, windows
+from slicedim_lab.corpus import CORPORA, load_text, load_windows, python_docs_topics, spread, windows
 from slicedim_lab.errors import UsageError
 from slicedim_lab.models import LoadedModel
 
@@ -56,7 +56,12 @@ def test_windows_cutting(smol: LoadedModel) -> None:
     w = windows(tok, text, 100)
     assert w.shape == (n_tok // 100, 100)  # last partial window dropped
     assert windows(tok, text, 100, max_windows=2).shape == (2, 100)
-    assert torch.equal(windows(tok, text, 100, max_windows=2), w[:2])
+    n = w.shape[0]
+    # a subsample is spread evenly over the whole text, in order
+    assert torch.equal(windows(tok, text, 100, max_windows=2), w[[n // 4, 3 * n // 4]])
+    assert spread(10, 2) == [2, 7] and spread(10, 3) == [1, 5, 8] and spread(3, 5) == [0, 1, 2]
+    assert all(len(set(spread(m, k))) == k and max(spread(m, k)) < m
+               for m in range(1, 40) for k in range(1, m))
     assert windows(tok, text, 100, max_windows=10_000).shape == w.shape
     assert windows(tok, text, 2).shape[1] == 2
 

@@ -159,9 +159,12 @@ def test_gradient_windows_are_held_out(tmp_path, lm) -> None:
     inp = sweep.load_inputs(cfg(), lm)
     assert inp.grad_heldout and inp.grad_ids.shape == inp.cal_ids.shape
     assert not any(torch.equal(g, c) for g in inp.grad_ids for c in inp.cal_ids)  # the PCA never saw them
-    # they are the calibration windows right after the PCA's
-    more = sweep.load_inputs(cfg(cal_samples=4, grad_heldout=False), lm)
-    assert torch.equal(more.cal_ids[2:], inp.grad_ids) and torch.equal(more.grad_ids, more.cal_ids)
+    # the PCA's windows are those `slicedim slice --cal-samples` picks; in-sample gradients reuse them
+    from slicedim_lab.corpus import load_windows
+
+    assert torch.equal(inp.cal_ids, load_windows(lm.tokenizer, "python-docs", "calibration", 32, 2))
+    same = sweep.load_inputs(cfg(grad_heldout=False), lm)
+    assert torch.equal(same.grad_ids, same.cal_ids) and torch.equal(same.cal_ids, inp.cal_ids)
     # a calibration split with no window to spare: in-sample, said once in the log
     small = tmp_path / "small.txt"
     small.write_text("\n\n".join(f"Paragraph {i}: " + "words of text " * 12 for i in range(4)) + "\n")
