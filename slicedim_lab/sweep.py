@@ -40,6 +40,8 @@ from .slicing import count_params, dim_for_sparsity, site_dims, slice_model, sli
 
 BASES = ("interleaved", "dense")
 ESTIMATORS = ("calibration", "cal_ratio")
+# what a sweep folder's numbers mean beyond its settings; 2: windows spread over each split (corpus.spread)
+SWEEP_FORMAT = 2
 PREDICTION_SETTINGS = ("grad_windows", "grad_heldout")  # change predictions only, never a measured value
 RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "report.html", "settings.json")
 
@@ -84,7 +86,8 @@ class SweepConfig:
         check_tasks(self.tasks)
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        blob = json.dumps({**asdict(self), "format": SWEEP_FORMAT}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def parse_points(hidden: int, sparsities: list[float] | None = None, dims: list[int] | None = None,
@@ -132,8 +135,11 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
     sfile = out / "settings.json"
     if sfile.exists():
         old = json.loads(sfile.read_text())
-        if old.get("fingerprint") != cfg.fingerprint():
+        if old.get("fingerprint") != cfg.fingerprint() or old.get("format", 1) != SWEEP_FORMAT:
             changed = sorted(k for k, v in asdict(cfg).items() if old.get("settings", {}).get(k) != v)
+            if old.get("format", 1) != SWEEP_FORMAT:
+                was = old.get("format", 1)
+                changed = [f"made by an older slicedim-lab: format {was}, now {SWEEP_FORMAT}"]
             if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
                 log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
                     "predictions recomputed")
@@ -151,7 +157,8 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
             raise UsageError(f"{out} holds results without settings.json; use --fresh or another --out")
         for name in RESULT_FILES:
             (out / name).unlink(missing_ok=True)
-    _write_atomic(sfile, json.dumps({"fingerprint": cfg.fingerprint(), "settings": asdict(cfg)}, indent=1))
+    _write_atomic(sfile, json.dumps({"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT,
+                                     "settings": asdict(cfg)}, indent=1))
 
 
 def read_rows(out: Path) -> list[dict]:

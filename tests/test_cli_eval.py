@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from slicedim_lab import cli
+from slicedim_lab.corpus import load_windows
 from slicedim_lab.metrics import evaluate
 from slicedim_lab.models import LoadedModel
 
@@ -18,7 +19,7 @@ KEYS = {"ppl", "accuracy", "tokens", "windows", "seqlen", "model", "corpus", "sp
 
 
 def test_eval_json_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], smol: LoadedModel, smol_windows
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], smol: LoadedModel
 ) -> None:
     out = tmp_path / "sub" / "eval.json"
     assert cli.main([*BASE, "--batch-size", "2", "--json", str(out)]) == 0
@@ -27,7 +28,7 @@ def test_eval_json_file(
     assert (res["windows"], res["seqlen"], res["tokens"]) == (2, 64, 2 * 63)
     assert (res["model"], res["corpus"], res["split"]) == ("smollm2-135m-instruct", "python-docs", "eval")
     # the same windows through the API give the same numbers
-    ref = evaluate(smol.model, smol_windows.flatten()[:128].reshape(2, 64), progress=False)
+    ref = evaluate(smol.model, load_windows(smol.tokenizer, "python-docs", "eval", 64, 2), progress=False)
     assert res["ppl"] == pytest.approx(ref.ppl, rel=1e-5) and res["accuracy"] == pytest.approx(ref.accuracy)
     table = capsys.readouterr().out
     assert "ppl" in table and "accuracy" in table and f"{res['ppl']:.4f}" in table

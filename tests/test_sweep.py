@@ -189,3 +189,13 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     assert [r["ppl_measured"] for r in again] == [r["ppl_measured"] for r in first]
     assert again[1]["ppl_pred_fisher"] != first[1]["ppl_pred_fisher"]  # other gradient windows
     assert sweep.FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
+
+
+def test_older_format_is_not_reused(tmp_path, lm) -> None:
+    out = tmp_path / "sw"
+    run_sweep(cfg(), out, dims=[64], lm=lm, progress=False, report=False, log=lambda m: None)
+    meta = json.loads((out / "settings.json").read_text())
+    del meta["format"]  # a folder written before windows were spread over the split
+    (out / "settings.json").write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="older slicedim-lab"):
+        run_sweep(cfg(), out, dims=[64], lm=lm, progress=False, report=False)
