@@ -24,7 +24,7 @@ COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_
 
 def error_summary(rows: list[dict]) -> list[dict]:
     """Mean and max |% error| of every PPL predictor/estimator over the rows with sparsity > 0."""
-    pts = [r for r in rows if r["dim"] < max(x["dim"] for x in rows)] or rows
+    pts = [r for r in rows if r["sparsity"] > 1e-9] or rows
     out = []
     for name, col in [(p, f"ppl_err_{p}") for p in PREDICTORS] + [
             (f"est:{e}", f"ppl_err_est_{e}") for e in ("calibration", "cal_ratio")]:

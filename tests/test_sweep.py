@@ -199,3 +199,15 @@ def test_older_format_is_not_reused(tmp_path, lm) -> None:
     (out / "settings.json").write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="older slicedim-lab"):
         run_sweep(cfg(), out, dims=[64], lm=lm, progress=False, report=False)
+
+
+def test_error_summary_counts_every_sliced_point() -> None:
+    from slicedim_lab.report import error_summary
+
+    rows = [{"dim": 512, "sparsity": 0.1, "ppl_err_paper": 10.0},
+            {"dim": 288, "sparsity": 0.5, "ppl_err_paper": -30.0}]
+    (paper,) = error_summary(rows)  # no dense row in the sweep: both points count
+    assert (paper["mean_abs_err"], paper["max_abs_err"], paper["points"]) == (20.0, 30.0, 2)
+    dense = {"dim": 576, "sparsity": 0.0, "ppl_err_paper": 0.0}
+    (paper,) = error_summary([dense, *rows])  # the dense row does not
+    assert paper["points"] == 2 and paper["mean_abs_err"] == 20.0
