@@ -1,9 +1,10 @@
 """`DIR/report.html`: a self-contained plotly report of a sweep (plotly.js inline, opens offline).
 
-Panels: measured and predicted perplexity against d' (the Fisher predictions drawn as continuous curves:
-their tables give every d'), next-token and multiple-choice accuracy, the signed % errors of every
-predictor and estimator, and the retained PCA energy of every site at each swept d'. A summary table lists
-mean and max |% error| over the swept points with s > 0.
+It opens with measured values beside the paper's prediction and ours (signed errors), then the error
+summary of every predictor and estimator and the points. Panels: measured and predicted perplexity against
+d' (the Fisher predictions drawn as continuous curves: their tables give every d'), next-token and
+multiple-choice accuracy, the signed % errors (the cross-term variants hidden until clicked in the legend),
+the retained PCA energy of every site and the loss increase the Fisher predictor charges to each site.
 """
 
 from __future__ import annotations
@@ -78,6 +79,14 @@ def headline_text(rows: list[dict], basis: str) -> str:
     return "\n".join(lines)
 
 
+# drawn when the report opens; the cross-term variants (errors up to 1000× larger) wait in the legend
+SHOWN = ("paper", "fisher", "fisher_semi", "fisher_semi_geo")
+
+
+def _shown(p: str) -> bool | str:
+    return True if p in SHOWN else "legendonly"
+
+
 def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list[go.Figure]:
     rows = sorted(rows, key=lambda r: r["dim"])
     d = [r["dim"] for r in rows]
@@ -105,7 +114,7 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
             if any(y is not None for y in ys):
                 dash = "dash" if p in SEMI_KINDS else None
                 fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=f"predicted: {p}",
-                                         line={"color": COLORS[p], "dash": dash}))
+                                         line={"color": COLORS[p], "dash": dash}, visible=_shown(p)))
         if pred == "ppl_pred":
             for e in ("calibration", "cal_ratio"):
                 ys = [r.get(f"ppl_est_{e}") for r in rows]
@@ -114,7 +123,7 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
                                              name=f"estimate (runs sliced model): {e}",
                                              marker={"color": COLORS[e], "symbol": "x", "size": 9}))
         fig.update_layout(title=title, xaxis_title="kept width d'", yaxis_title=ytitle, height=460,
-                          yaxis_type="log" if log else None)
+                          yaxis_type="log" if log else None, yaxis_dtick="D2" if log else None)
         return fig
 
     figs = [line_fig("Perplexity: measured vs predicted", "perplexity", [("ppl_measured", "measured")],
@@ -128,7 +137,7 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
     err = go.Figure()
     for p in PREDICTORS:
         err.add_trace(go.Scatter(x=d, y=[r.get(f"ppl_err_{p}") for r in rows], mode="markers+lines", name=p,
-                                 line={"color": COLORS[p]}))
+                                 line={"color": COLORS[p]}, visible=_shown(p)))
     for e in ("calibration", "cal_ratio"):
         ys = [r.get(f"ppl_err_est_{e}") for r in rows]
         if any(y is not None for y in ys):
@@ -163,8 +172,8 @@ def _headline_html(rows: list[dict], basis: str) -> str:
     def cell(v, e, pct: bool) -> str:
         if v is None:
             return "<td></td>"
-        err = f"{e:+.0f}%" if pct else f"{e:+.1f}"
-        return f"<td>{v:.4g} <small>({err})</small></td>"
+        val, err = (f"{v:.4g}", f"{e:+.0f}%") if pct else (f"{v:.3f}", f"{e:+.1f}")
+        return f"<td>{val} <small>({err})</small></td>"
 
     head = ("<tr><th>d'</th><th>s</th><th>PPL measured</th><th>PPL paper</th><th>PPL ours</th>"
             "<th>top-1 measured</th><th>top-1 paper</th><th>top-1 ours</th>"
