@@ -135,10 +135,10 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
     sfile = out / "settings.json"
     if sfile.exists():
         old = json.loads(sfile.read_text())
-        if old.get("fingerprint") != cfg.fingerprint() or old.get("format", 1) != SWEEP_FORMAT:
+        was = old.get("format", 1)
+        if old.get("fingerprint") != cfg.fingerprint() or was != SWEEP_FORMAT:
             changed = sorted(k for k, v in asdict(cfg).items() if old.get("settings", {}).get(k) != v)
-            if old.get("format", 1) != SWEEP_FORMAT:
-                was = old.get("format", 1)
+            if was != SWEEP_FORMAT:
                 changed = [f"made by an older slicedim-lab: format {was}, now {SWEEP_FORMAT}"]
             if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
                 log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
@@ -269,7 +269,8 @@ def load_inputs(cfg: SweepConfig, lm=None, device: str = "auto") -> Inputs:
     # the PCA's windows are spread over the split (as `load_windows(..., cal_samples)` picks them); the
     # held-out gradient windows are spread over the rest (in-sample if there is no rest)
     picked = spread(every.shape[0], cfg.cal_samples)
-    rest = [i for i in range(every.shape[0]) if i not in set(picked)]
+    taken = set(picked)
+    rest = [i for i in range(every.shape[0]) if i not in taken]
     cal = every[picked]
     heldout = cfg.grad_heldout and len(rest) > 0
     grad = every[[rest[i] for i in spread(len(rest), n_grad)]] if heldout else cal[:n_grad]
