@@ -65,6 +65,8 @@ PREDICTORS = ("paper", *FISHER_KINDS, *SEMI_KINDS)
 # "ours", shown beside `paper` in reports and logs: the constant-free Fisher sum in the bases the sweep
 # slices with (declared before the held-out corpora were measured; docs/predictors.md has every predictor)
 OURS = {"interleaved": "fisher_semi", "dense": "fisher"}
+# drawn when a figure opens; the cross-term variants (errors up to 1000× larger) wait in the legend
+SHOWN = ("paper", "fisher", "fisher_semi", "fisher_semi_geo")
 
 
 # ----------------------------------------------------------------------------- the paper's relations

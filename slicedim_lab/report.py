@@ -16,7 +16,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from .predict import OURS, PREDICTORS, SEMI_KINDS, DenseMetrics, FisherTables, predict_point
+from .predict import OURS, PREDICTORS, SEMI_KINDS, SHOWN, DenseMetrics, FisherTables, predict_point
 
 COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_cross": "#2ca02c",
           "fisher_full": "#9467bd", "fisher_semi": "#17becf", "fisher_semi_cross": "#bcbd22",
@@ -77,10 +77,6 @@ def headline_text(rows: list[dict], basis: str) -> str:
                      f"{h['acc_measured']:8.3f} {cell(h, 'acc_paper', False)} "
                      f"{cell(h, 'acc_ours', False)}{mc}")
     return "\n".join(lines)
-
-
-# drawn when the report opens; the cross-term variants (errors up to 1000× larger) wait in the legend
-SHOWN = ("paper", "fisher", "fisher_semi", "fisher_semi_geo")
 
 
 def _shown(p: str) -> bool | str:

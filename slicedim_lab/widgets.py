@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .calibrate import SitePCA, random_rotation, site_name
 from .metrics import EvalResult
-from .predict import PREDICTORS, DenseMetrics, FisherTables, predict, predict_point
+from .predict import PREDICTORS, SHOWN, DenseMetrics, FisherTables, predict, predict_point
 from .sweep import (
     SweepConfig,
     columns,
@@ -432,7 +432,7 @@ class _CurveFigure:
     def __init__(self, curves: pd.DataFrame, metric: str, title: str, ytitle: str, log: bool):
         self.metric, self.log = metric, log
         self.preds = _curve_predictors(curves, metric)
-        own = [curves[f"{metric}_pred_{p}"].dropna() for p in self.preds if p != "paper"]
+        own = [curves[f"{metric}_pred_{p}"].dropna() for p in self.preds if p != "paper" and p in SHOWN]
         self.own_range = (min(float(c.min()) for c in own), max(float(c.max()) for c in own)) if own else None
         self.fig = go.FigureWidget()
         for p in self.preds:
@@ -441,7 +441,8 @@ class _CurveFigure:
             self.fig.add_trace(go.Scatter(
                 x=curves["dim"][col.notna()], y=col.dropna(), mode="lines" if full else "markers",
                 name=f"predicted: {p}", line=dict(color=_color(p), width=2),
-                marker=dict(color=_color(p), size=9, symbol="x")))
+                marker=dict(color=_color(p), size=9, symbol="x"),
+                visible=True if p in SHOWN else "legendonly"))
         self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="measured", marker=MEASURED_STYLE))
         self.fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name="at the slider", showlegend=False,
                                       marker=dict(size=11, line=dict(color="white", width=1))))
@@ -449,7 +450,7 @@ class _CurveFigure:
                 yaxis_type="log" if log else "linear")
 
     def update(self, dim: int, pred: dict[str, float], measured: list[tuple[int, float]]) -> None:
-        here = [p for p in self.preds if pred.get(f"{self.metric}_pred_{p}") is not None]
+        here = [p for p in self.preds if p in SHOWN and pred.get(f"{self.metric}_pred_{p}") is not None]
         with self.fig.batch_update():
             n = len(self.preds)
             self.fig.data[n].x = [d for d, _ in measured]
