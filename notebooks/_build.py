@@ -56,8 +56,9 @@ measure its perplexity and next-token accuracy, slice it with SliceGPT to one ke
 site keeps d' PCA directions; the LM head keeps full width), measure again, look at the eigen-spectra the
 slicer cut, and let the dense and the sliced model answer the same prompt.
 
-**How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): 7.4 minutes measured on a
-2-core CPU shared with other jobs (3.6 CPU-minutes), most of it evaluation and calibration + slicing.
+**How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): the whole notebook runs in
+32 s on an idle 2-core CPU (7.4 minutes when the CPU was shared with other jobs), most of it evaluation and
+calibration + slicing.
 On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect well under a minute.
 The CI run (2 × 64 tokens) takes about a minute.
 """),
@@ -160,8 +161,9 @@ THEORY = [
 6. our Fisher-increment estimate from a second-order expansion of the loss, and where along depth it
    charges the loss — with a d' slider.
 
-**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): 16 minutes measured on
-a 2-core CPU shared with other jobs (8 CPU-minutes; two SliceGPT calibrations dominate). On a GPU: not
+**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): the whole notebook runs
+in 50 s on an idle 2-core CPU (16 minutes when the CPU was shared with other jobs; two SliceGPT calibrations
+dominate). On a GPU: not
 measured (the embedded model cannot travel to our GPU machine); expect a minute or two. The CI run
 (2 layers, 2 × 64 tokens) takes under a minute.
 """),
@@ -349,9 +351,10 @@ site). Sliders for d' and the layer; plotly figures update live:
 With `dense` bases (one PCA of the dense model serves every d') a d' move costs one emulated forward pass
 (plus the gradient passes of the decomposition); `interleaved` runs SliceGPT's calibration per d'.
 
-**How long.** Measured on a 2-core CPU shared with other jobs, with 4 × 256 calibration and 2 × 256 eval
-tokens: 1.5 minutes to set up, then about 1.5 minutes per d' move (about 3 with the prediction decomposition
-ticked); layer moves are instant. The defaults below (8 × 256 calibration) add a little to the setup.
+**How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): the headless run — setup plus the
+d' and layer moves of its last cells — takes 81 s on an idle 2-core CPU. When the CPU was shared with other
+jobs: 1.5 minutes to set up, then about 1.5 minutes per d' move (about 3 with the prediction decomposition
+ticked); layer moves are instant.
 On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect seconds per move.
 The CI run (2 layers, 2 × 64 tokens) takes about a minute.
 """),
@@ -427,9 +430,10 @@ can only write into them, W ↦ Bᵀ·W (B the site's D × d' basis). For a chos
 - the singular values of one map, full against sliced (the sliced map has rank ≤ d');
 - the eigen-spectra of the residual sites those maps read and write.
 
-**How long.** As `01_activation_flow` (same setup): measured on a 2-core CPU shared with other jobs, about
-1.5 minutes to set up and 1.5 minutes per d' move (one emulated forward pass and the map statistics); a layer
-or map move takes a second or two (singular values of that layer's maps). On a GPU: not measured (the
+**How long.** The headless run (setup plus its scripted moves) takes 47 s on an idle 2-core CPU. When the
+CPU was shared with other jobs: about 1.5 minutes to set up and 1.5 minutes per d' move (one emulated
+forward pass and the map statistics); a layer or map move takes a second or two (singular values of that
+layer's maps). On a GPU: not measured (the
 embedded model cannot travel to our GPU machine); expect seconds. The CI run (2 layers, 2 × 64 tokens)
 takes under a minute.
 """),
@@ -517,10 +521,11 @@ Predictors (none runs a sliced model; see `slicedim_lab/predict.py`):
 
 Accuracies of the Fisher predictors use the paper's coupling acc₀^(ln PPL / ln PPL₀).
 
-**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items), measured
-on a 2-core CPU shared with other jobs: 6.5 minutes of setup (cached in `SWEEP_DIR`: a rerun skips the dense
-evaluation and the Fisher tables); then a slider move is instant and a measurement takes about 2 minutes
-with `dense` bases (longer with `interleaved`: a SliceGPT calibration per point). On a GPU: not measured
+**How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items): the
+headless run — setup (cached in `SWEEP_DIR`: a rerun skips the dense evaluation and the Fisher tables) and
+one measured point with `dense` bases — takes 54 s on an idle 2-core CPU (6.5 minutes of setup and 2 per
+point when the CPU was shared with other jobs). A slider move is instant; `interleaved` measurements take
+longer (a SliceGPT calibration per point). On a GPU: not measured
 (the embedded model cannot travel to our GPU machine); expect seconds per measurement. The CI run
 (2 layers, 2 × 64 tokens) takes under a minute.
 """),
