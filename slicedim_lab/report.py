@@ -38,21 +38,17 @@ def error_summary(rows: list[dict]) -> list[dict]:
 
 def headline(rows: list[dict], basis: str) -> list[dict]:
     """Per point (widest first): measured, `paper` and ours (`OURS[basis]`) side by side with signed errors
-    (% for perplexity, points for accuracies)."""
-    ours = OURS[basis]
+    (% for perplexity, points for accuracies): keys `<m>_measured`, `<m>_<tag>`, `<m>_err_<tag>` for
+    m in ppl / acc / mc_acc and tag in paper / ours."""
     out = []
     for r in sorted(rows, key=lambda r: -r["dim"]):
-        h = {"dim": r["dim"], "sparsity": r["sparsity"], "ppl_measured": r["ppl_measured"]}
-        for name in ("paper", ours):
-            tag = "paper" if name == "paper" else "ours"
-            h[f"ppl_{tag}"], h[f"ppl_err_{tag}"] = r.get(f"ppl_pred_{name}"), r.get(f"ppl_err_{name}")
-        for m in ("acc", "mc_acc"):
-            meas = r.get(f"{m}_measured")
-            h[f"{m}_measured"] = meas
-            for name, tag in (("paper", "paper"), (ours, "ours")):
-                v = r.get(f"{m}_pred_{name}")
-                h[f"{m}_{tag}"] = v
-                h[f"{m}_err_{tag}"] = None if v is None or meas is None else 100 * (v - meas)
+        h = {"dim": r["dim"], "sparsity": r["sparsity"]}
+        for m in ("ppl", "acc", "mc_acc"):
+            meas = h[f"{m}_measured"] = r.get(f"{m}_measured")
+            for tag, name in (("paper", "paper"), ("ours", OURS[basis])):
+                v = h[f"{m}_{tag}"] = r.get(f"{m}_pred_{name}")
+                h[f"{m}_err_{tag}"] = None if v is None or meas is None else (
+                    100 * (v / meas - 1) if m == "ppl" else 100 * (v - meas))
         out.append(h)
     return out
 
@@ -60,22 +56,21 @@ def headline(rows: list[dict], basis: str) -> list[dict]:
 def headline_text(rows: list[dict], basis: str) -> str:
     """`headline` as a fixed-width text table (the sweep prints it at the end)."""
 
-    def cell(h: dict, key: str, pct: bool) -> str:
-        v, e = h[key], h[key.replace("_paper", "_err_paper").replace("_ours", "_err_ours")]
+    def cell(h: dict, m: str, tag: str) -> str:
+        v, e = h[f"{m}_{tag}"], h[f"{m}_err_{tag}"]
         if v is None:
             return f"{'—':>17}"
-        return f"{v:8.3f} ({e:+5.0f}%)" if pct else f"{v:8.3f} ({e:+5.1f})"
+        return f"{v:8.3f} ({e:+5.0f}%)" if m == "ppl" else f"{v:8.3f} ({e:+5.1f})"
 
     lines = [f"measured vs paper vs ours ({OURS[basis]}): perplexity errors in %, accuracy errors in points",
              "   d'     s  ppl meas         ppl paper          ppl ours  acc meas         acc paper"
              "          acc ours   mc meas          mc paper           mc ours"]
     for h in headline(rows, basis):
-        mc = "" if h["mc_acc_measured"] is None else (
-            f"  {h['mc_acc_measured']:8.3f} {cell(h, 'mc_acc_paper', False)} {cell(h, 'mc_acc_ours', False)}")
-        lines.append(f"{h['dim']:>5} {h['sparsity']:5.2f} {h['ppl_measured']:9.3f} "
-                     f"{cell(h, 'ppl_paper', True)} {cell(h, 'ppl_ours', True)}  "
-                     f"{h['acc_measured']:8.3f} {cell(h, 'acc_paper', False)} "
-                     f"{cell(h, 'acc_ours', False)}{mc}")
+        cols = [f"{h['dim']:>5} {h['sparsity']:5.2f}"]
+        for m in ("ppl", "acc", "mc_acc"):
+            if h[f"{m}_measured"] is not None:
+                cols.append(f"{h[f'{m}_measured']:9.3f} {cell(h, m, 'paper')} {cell(h, m, 'ours')}")
+        lines.append(" ".join(cols))
     return "\n".join(lines)
 
 
@@ -165,10 +160,11 @@ def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list
 
 
 def _headline_html(rows: list[dict], basis: str) -> str:
-    def cell(v, e, pct: bool) -> str:
+    def cell(h: dict, m: str, tag: str) -> str:
+        v, e = h[f"{m}_{tag}"], h[f"{m}_err_{tag}"]
         if v is None:
             return "<td></td>"
-        val, err = (f"{v:.4g}", f"{e:+.0f}%") if pct else (f"{v:.3f}", f"{e:+.1f}")
+        val, err = (f"{v:.4g}", f"{e:+.0f}%") if m == "ppl" else (f"{v:.3f}", f"{e:+.1f}")
         return f"<td>{val} <small>({err})</small></td>"
 
     head = ("<tr><th>d'</th><th>s</th><th>PPL measured</th><th>PPL paper</th><th>PPL ours</th>"
@@ -176,16 +172,12 @@ def _headline_html(rows: list[dict], basis: str) -> str:
             "<th>MC measured</th><th>MC paper</th><th>MC ours</th></tr>")
     body = ""
     for h in headline(rows, basis):
-        mc = h["mc_acc_measured"]
-        body += (f"<tr><td>{h['dim']}</td><td>{h['sparsity']:.2f}</td><td><b>{h['ppl_measured']:.4g}</b></td>"
-                 + cell(h["ppl_paper"], h["ppl_err_paper"], True)
-                 + cell(h["ppl_ours"], h["ppl_err_ours"], True)
-                 + f"<td><b>{h['acc_measured']:.3f}</b></td>"
-                 + cell(h["acc_paper"], h["acc_err_paper"], False)
-                 + cell(h["acc_ours"], h["acc_err_ours"], False)
-                 + (f"<td><b>{mc:.3f}</b></td>" if mc is not None else "<td></td>")
-                 + cell(h["mc_acc_paper"], h["mc_acc_err_paper"], False)
-                 + cell(h["mc_acc_ours"], h["mc_acc_err_ours"], False) + "</tr>")
+        body += f"<tr><td>{h['dim']}</td><td>{h['sparsity']:.2f}</td>"
+        for m in ("ppl", "acc", "mc_acc"):
+            meas = h[f"{m}_measured"]
+            shown = "" if meas is None else (f"{meas:.4g}" if m == "ppl" else f"{meas:.3f}")
+            body += f"<td><b>{shown}</b></td>" + cell(h, m, "paper") + cell(h, m, "ours")
+        body += "</tr>"
     return f"<table>{head}{body}</table>"
 
 
