@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from slicedim_lab import files
 from slicedim_lab.errors import UsageError
 
 
@@ -35,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
     """--model, --device, --dtype, --json: the options every model-running subcommand takes."""
-    from slicedim_lab.models import ALIASES, DEFAULT_MODEL, DTYPES
+    from slicedim_lab.load.models import ALIASES, DEFAULT_MODEL, DTYPES
 
     p.add_argument(
         "--model",
@@ -49,7 +48,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 def add_corpus_options(p: argparse.ArgumentParser, split: str = "eval") -> None:
     """--corpus, --split, --seqlen, --max-windows, --batch-size: which windows to run and how many at once."""
-    from slicedim_lab.corpus import CORPORA
+    from slicedim_lab.load.corpus import CORPORA
 
     p.add_argument("--corpus", default="python-docs", help=f"{' | '.join(CORPORA)} | path to a UTF-8 file")
     p.add_argument("--split", default=split, help=f"calibration | eval (default: {split})")
@@ -65,24 +64,14 @@ def check_positive(name: str, value: int | None) -> None:
 
 
 def write_json(path: str | None, payload: dict[str, Any]) -> None:
-    """Write payload as JSON to stdout ("-") or atomically to a file (temp file + rename); None: nothing."""
+    """Write payload as JSON to stdout ("-") or atomically to a file (`files.write_json`); None: nothing."""
     if path is None:
         return
-    text = json.dumps(payload, indent=2) + "\n"
     if path == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         sys.stdout.flush()
         return
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_json(path, payload, indent=2)
 
 
 def print_table(rows: Sequence[tuple[str, Any]], stream: Any = None) -> None:
@@ -108,9 +97,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Measure ppl/accuracy on non-overlapping windows of a corpus split; print a table, optionally JSON."""
-    from slicedim_lab.corpus import load_text, windows
-    from slicedim_lab.metrics import evaluate
-    from slicedim_lab.models import load_model
+    from slicedim_lab.eval.metrics import evaluate
+    from slicedim_lab.load.corpus import load_text, windows
+    from slicedim_lab.load.models import load_model
 
     if args.seqlen < 2:
         raise UsageError(f"seqlen must be at least 2 (one input and one predicted token), got {args.seqlen}")
@@ -178,11 +167,12 @@ def cmd_slice(args: argparse.Namespace) -> int:
     import resource
     import time
 
-    from slicedim_lab.corpus import load_text, windows
-    from slicedim_lab.metrics import evaluate
-    from slicedim_lab.models import load_model
-    from slicedim_lab.size import macs_per_token, param_breakdown
-    from slicedim_lab.slicing import dim_for_sparsity, load_schedule, save_sliced, site_dims, slice_model
+    from slicedim_lab.core.size import macs_per_token, param_breakdown
+    from slicedim_lab.core.slicing import save_sliced, slice_model
+    from slicedim_lab.core.widths import dim_for_sparsity, load_schedule, site_dims
+    from slicedim_lab.eval.metrics import evaluate
+    from slicedim_lab.load.corpus import load_text, windows
+    from slicedim_lab.load.models import load_model
 
     counts = ("cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "batch_size", "round_interval")
     for name in counts:
@@ -270,7 +260,7 @@ def cmd_slice(args: argparse.Namespace) -> int:
 
 
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
-    from slicedim_lab.sweep import add_options
+    from slicedim_lab.sweep.options import add_options
 
     p = sub.add_parser("sweep", help="slice at each d', measure, predict beside; resumable")
     add_common_options(p)
@@ -280,8 +270,9 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run or resume a sweep into --out: results.csv/json one row per point, then report.html."""
-    from slicedim_lab.report import error_summary, headline_text
-    from slicedim_lab.sweep import config_from_args, run_sweep
+    from slicedim_lab.sweep.options import config_from_args
+    from slicedim_lab.sweep.runner import run_sweep
+    from slicedim_lab.viz.report import error_summary, headline_text
 
     cfg, sparsities, dims = config_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
@@ -298,7 +289,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:
-    from slicedim_lab.sweep import add_options
+    from slicedim_lab.sweep.options import add_options
 
     p = sub.add_parser("predict", help="predicted PPL/accuracy at each d' (dense model only)")
     add_common_options(p)
@@ -308,7 +299,8 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predictions only: dense metrics + dense-only Fisher tables; never slices or projects the model."""
-    from slicedim_lab.sweep import config_from_args, predict_only
+    from slicedim_lab.sweep.options import config_from_args
+    from slicedim_lab.sweep.runner import predict_only
 
     cfg, sparsities, dims = config_from_args(args)
     res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
@@ -356,9 +348,10 @@ def add_flow_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_flow(args: argparse.Namespace) -> int:
     """Emulate slicing to --dim on the bridge, measure the flow on eval windows, print one row per layer."""
-    from slicedim_lab.corpus import load_text, windows
-    from slicedim_lab.flow import FlowSession, format_layers, lens_sites
-    from slicedim_lab.models import load_model
+    from slicedim_lab.core.sites import lens_sites
+    from slicedim_lab.flow.session import FlowSession, format_layers
+    from slicedim_lab.load.corpus import load_text, windows
+    from slicedim_lab.load.models import load_model
 
     for name in ("dim", "cal_samples", "cal_seqlen", "eval_windows", "eval_seqlen", "batch_size"):
         check_positive(name.replace("_", "-"), getattr(args, name))
@@ -435,9 +428,9 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Invariance at d' = D and emulated-vs-sliced logits at --dim; exit 1 when a check fails (see
     emulate.VERIFY_RTOL for the tolerances)."""
-    from slicedim_lab.corpus import load_text, windows
-    from slicedim_lab.emulate import verify
-    from slicedim_lab.models import load_model
+    from slicedim_lab.core.emulate import verify
+    from slicedim_lab.load.corpus import load_text, windows
+    from slicedim_lab.load.models import load_model
 
     for name in ("dim", "cal_samples", "cal_seqlen", "windows", "seqlen", "batch_size"):
         check_positive(name.replace("_", "-"), getattr(args, name))

@@ -15,8 +15,8 @@ import pytest
 import torch
 from transformers import PreTrainedModel
 
-from slicedim_lab.corpus import load_windows
-from slicedim_lab.models import LoadedModel, load_model, tiny_model
+from slicedim_lab.load.corpus import load_windows
+from slicedim_lab.load.models import LoadedModel, load_model, tiny_model
 
 TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from slicedim_lab.models import tiny_model
+from slicedim_lab.load.models import tiny_model
 
 ARCHS = ("llama", "mistral", "qwen2", "phi3")
 

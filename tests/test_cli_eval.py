@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from slicedim_lab import cli
-from slicedim_lab.corpus import load_windows
-from slicedim_lab.metrics import evaluate
-from slicedim_lab.models import LoadedModel
+from slicedim_lab.load.corpus import load_windows
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.load.models import LoadedModel
 
 BASE = ["eval", "--device", "cpu", "--seqlen", "64", "--max-windows", "2", "--no-progress"]
 KEYS = {"ppl", "accuracy", "tokens", "windows", "seqlen", "model", "corpus", "split", "seconds"}
@@ -36,7 +36,7 @@ def test_eval_json_file(
 
 
 def test_eval_json_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch, smol) -> None:
-    monkeypatch.setattr("slicedim_lab.models.load_model", lambda *a, **k: smol)  # loading is tested above
+    monkeypatch.setattr("slicedim_lab.load.models.load_model", lambda *a, **k: smol)  # loading is tested above
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n\n".join(f"Paragraph {i}: " + "words and more words. " * 30 for i in range(6)))
     assert cli.main([*BASE, "--corpus", str(corpus), "--json", "-"]) == 0
@@ -69,7 +69,7 @@ def test_bad_input(
     if "--device" in args:
         monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     if "SHORT" in args:  # needs a loaded model: reuse the session's instead of reloading it
-        monkeypatch.setattr("slicedim_lab.models.load_model", lambda *a, **k: smol)
+        monkeypatch.setattr("slicedim_lab.load.models.load_model", lambda *a, **k: smol)
     short = tmp_path / "short.txt"
     short.write_text("Only a few words here.\n\nAnd a few more.\n\nEnd.")
     args = [str(short) if a == "SHORT" else a for a in args]

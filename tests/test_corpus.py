@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from slicedim_lab import models
-from slicedim_lab.corpus import CORPORA, load_text, load_windows, python_docs_topics, spread, windows
+from slicedim_lab.load import models
+from slicedim_lab.load.corpus import CORPORA, load_text, load_windows, python_docs_topics, spread, windows
 from slicedim_lab.errors import UsageError
-from slicedim_lab.models import LoadedModel
+from slicedim_lab.load.models import LoadedModel
 
 
 def test_python_docs_definition() -> None:

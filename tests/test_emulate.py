@@ -8,10 +8,10 @@ import pytest
 import torch
 from flow_fixtures import ARCHS, tiny64, token_ids
 
-from slicedim_lab import bridge as bridge_mod
+from slicedim_lab.core import bridge as bridge_mod
 from slicedim_lab.bridge import boot_bridge, hook_report, site_hook, write_hook
-from slicedim_lab.calibrate import n_sites
-from slicedim_lab.emulate import (
+from slicedim_lab.core.sites import n_sites
+from slicedim_lab.core.emulate import (
     VERIFY_RTOL,
     bases_for,
     dense_bases,
@@ -22,8 +22,9 @@ from slicedim_lab.emulate import (
     verify,
 )
 from slicedim_lab.errors import UsageError
-from slicedim_lab.sites import dense_pcas, run_sites
-from slicedim_lab.slicing import site_dims, slice_model
+from slicedim_lab.core.replay import dense_pcas, run_sites
+from slicedim_lab.core.slicing import slice_model
+from slicedim_lab.core.widths import site_dims
 
 CAL, IDS = token_ids(6, 32, seed=1), token_ids(2, 24, seed=2)
 
@@ -138,7 +139,7 @@ def test_unsupported_architecture():
 def test_real_model_verify(smol):
     """SmolLM2 in float32 at d' = 432: full-width invariance and emulated-vs-sliced logits within
     VERIFY_RTOL[float32] = 1e-3 of max |logit| (measured: ~1e-5; see emulate.VERIFY_RTOL)."""
-    from slicedim_lab.corpus import load_windows
+    from slicedim_lab.load.corpus import load_windows
 
     cal = load_windows(smol.tokenizer, "python-docs", "calibration", seqlen=64, max_windows=4)
     ids = load_windows(smol.tokenizer, "python-docs", "eval", seqlen=64, max_windows=2)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from flow_fixtures import tiny64, token_ids
 
-from slicedim_lab.calibrate import n_sites
+from slicedim_lab.core.sites import n_sites
 from slicedim_lab.errors import UsageError
-from slicedim_lab.flow import (
+from slicedim_lab.flow.session import (
     COLUMNS,
     FlowSession,
     format_layers,
@@ -22,8 +22,9 @@ from slicedim_lab.flow import (
     prediction_decomposition,
     spectrum_table,
 )
-from slicedim_lab.metrics import evaluate
-from slicedim_lab.slicing import site_dims, slice_model
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.core.slicing import slice_model
+from slicedim_lab.core.widths import site_dims
 
 L, D = 3, 64
 S = n_sites(L)
@@ -110,7 +111,7 @@ def test_prediction_decomposition_reconstructs_the_sliced_prediction(session: Fl
     sm = r.summary
     res_bases, _ = session.bases(24, basis)
     # the sliced mean correct-token logit and loss, straight from the emulated bridge run
-    from slicedim_lab.emulate import emulated_logits
+    from slicedim_lab.core.emulate import emulated_logits
 
     logits = emulated_logits(session.bridge, EVAL, res_bases)[:, :-1]
     tgt = EVAL[:, 1:]
@@ -153,7 +154,7 @@ def test_linear_maps_and_singular_values(session: FlowSession):
     wk = metric(r.table, "weight_kept", maps=True)
     assert ((wk > 0) & (wk <= 1)).all()
     # singular values from the Gram route equal an SVD of the sliced map
-    from slicedim_lab.flow import map_weight
+    from slicedim_lab.flow.session import map_weight
 
     m = next(m for m in session.maps if m["map"] == "mlp.down_proj" and m["site"] == 4)
     B = session.bases(24, "dense")[0][4]

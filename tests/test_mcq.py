@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from slicedim_lab.errors import UsageError
-from slicedim_lab.mcq import build_corpus_mc, build_items, check_tasks, choice_loglik, lm_eval_tasks, score
-from slicedim_lab.models import tiny_model
+from slicedim_lab.eval.mcq import build_corpus_mc, build_items, check_tasks, choice_loglik, lm_eval_tasks, score
+from slicedim_lab.load.models import tiny_model
 
 
 def stream(n: int = 4000, seed: int = 0) -> torch.Tensor:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from slicedim_lab.errors import UsageError
-from slicedim_lab.metrics import EvalResult, evaluate, token_losses
-from slicedim_lab.models import LoadedModel, tiny_model
+from slicedim_lab.eval.metrics import EvalResult, evaluate, token_losses
+from slicedim_lab.load.models import LoadedModel, tiny_model
 
 
 def plain_loop(model: torch.nn.Module, windows: torch.Tensor) -> tuple[float, float, float, torch.Tensor]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from slicedim_lab import models
+from slicedim_lab.load import models
 from slicedim_lab.errors import UsageError
-from slicedim_lab.models import (
+from slicedim_lab.load.models import (
     DEFAULT_MODEL,
     LoadedModel,
     alias_cache_dir,

@@ -10,7 +10,7 @@ import torch
 
 import slicedim_lab.predict as P
 from slicedim_lab.errors import UsageError
-from slicedim_lab.models import tiny_model
+from slicedim_lab.load.models import tiny_model
 from slicedim_lab.predict import (
     DenseMetrics,
     coupled_acc,
@@ -129,9 +129,9 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     is the unmodified dense model, and its weights are untouched."""
     import slicedim_lab.slicing as slicing
     import slicedim_lab.sweep as sweep
-    from slicedim_lab.corpus import load_windows
-    from slicedim_lab.modeling_sliced import SlicedForCausalLM
-    from slicedim_lab.models import LoadedModel
+    from slicedim_lab.load.corpus import load_windows
+    from slicedim_lab.core.modeling_sliced import SlicedForCausalLM
+    from slicedim_lab.load.models import LoadedModel
 
     def forbidden(*a, **k):
         raise AssertionError("a sliced or projected model was run during predict")
@@ -158,7 +158,7 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
 
 def test_semi_interleaved_tables_match_explicit_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     """fisher_semi: bases from the moment formula equal the PCA of the explicit u_s, and the sums match."""
-    from slicedim_lab.calibrate import pca
+    from slicedim_lab.core.pca import pca
 
     model = tiny_model("llama", seed=2, dtype=torch.float64)
     cal = torch.randint(0, 256, (3, 16), generator=torch.Generator().manual_seed(4))

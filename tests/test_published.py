@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from slicedim_lab.predict import paper_ppl
+from slicedim_lab.predict.paper import paper_ppl
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "slicegpt_published.csv"
 

@@ -10,8 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM, Phi3Config, Phi3ForCausalLM
 
 from slicedim_lab.cli import main
-from slicedim_lab.corpus import load_windows
-from slicedim_lab.slicing import site_dims, slice_model
+from slicedim_lab.load.corpus import load_windows
+from slicedim_lab.core.slicing import slice_model
+from slicedim_lab.core.widths import site_dims
 
 SMALL = ["--cal-samples", "2", "--cal-seqlen", "64", "--eval-seqlen", "64", "--max-eval-windows", "2",
          "--no-progress", "--device", "cpu"]
@@ -91,7 +92,7 @@ def test_cli_slice_end_to_end(smol, tmp_path, capsys) -> None:
     plain = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True).eval()
     assert sum(p.numel() for p in plain.parameters()) == r["params_sliced"]
     x = load_windows(smol.tokenizer, "python-docs", "eval", seqlen=64, max_windows=2)
-    from slicedim_lab.metrics import evaluate
+    from slicedim_lab.eval.metrics import evaluate
 
     assert evaluate(plain, x, progress=False).ppl == pytest.approx(r["ppl"], rel=1e-5)
 

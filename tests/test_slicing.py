@@ -9,9 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from slicedim_lab.errors import UsageError
-from slicedim_lab.models import tiny_model
-from slicedim_lab.size import count_params, param_breakdown
-from slicedim_lab.slicing import dim_for_sparsity, load_sliced, save_sliced, site_dims, slice_model
+from slicedim_lab.load.models import tiny_model
+from slicedim_lab.core.size import count_params, param_breakdown
+from slicedim_lab.core.slicing import load_sliced, save_sliced, slice_model
+from slicedim_lab.core.widths import dim_for_sparsity, site_dims
 
 ARCHS = ["llama", "mistral", "qwen2", "phi3"]
 L, D = 3, 64

@@ -12,7 +12,7 @@ import torch
 import slicedim_lab.sweep as sweep
 from slicedim_lab.cli import main
 from slicedim_lab.errors import UsageError
-from slicedim_lab.models import LoadedModel, tiny_model
+from slicedim_lab.load.models import LoadedModel, tiny_model
 from slicedim_lab.sweep import ProjectedModel, SweepConfig, run_sweep
 
 
@@ -105,7 +105,7 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
 
 
 def test_projected_model_is_the_projection(lm) -> None:
-    from slicedim_lab.sites import dense_pcas
+    from slicedim_lab.core.replay import dense_pcas
 
     model = lm.model
     ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
@@ -160,7 +160,7 @@ def test_gradient_windows_are_held_out(tmp_path, lm) -> None:
     assert inp.grad_heldout and inp.grad_ids.shape == inp.cal_ids.shape
     assert not any(torch.equal(g, c) for g in inp.grad_ids for c in inp.cal_ids)  # the PCA never saw them
     # the PCA's windows are those `slicedim slice --cal-samples` picks; in-sample gradients reuse them
-    from slicedim_lab.corpus import load_windows
+    from slicedim_lab.load.corpus import load_windows
 
     assert torch.equal(inp.cal_ids, load_windows(lm.tokenizer, "python-docs", "calibration", 32, 2))
     same = sweep.load_inputs(cfg(grad_heldout=False), lm)
@@ -202,7 +202,7 @@ def test_older_format_is_not_reused(tmp_path, lm) -> None:
 
 
 def test_error_summary_counts_every_sliced_point() -> None:
-    from slicedim_lab.report import error_summary
+    from slicedim_lab.viz.report import error_summary
 
     rows = [{"dim": 512, "sparsity": 0.1, "ppl_err_paper": 10.0},
             {"dim": 288, "sparsity": 0.5, "ppl_err_paper": -30.0}]

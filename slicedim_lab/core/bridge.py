@@ -30,39 +30,13 @@ import tempfile
 import warnings
 
 import torch.nn as nn
+from transformers import AutoTokenizer
 
-from .adapters import adapter_for
-from .calibrate import n_sites
-from .errors import UsageError
+from ..adapters import adapter_for
+from ..errors import UsageError
 
-SITE_KINDS = ("embed", "attn", "mlp")
 BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
                "attn.o.hook_in", "attn.o.hook_out", "mlp.out.hook_in", "mlp.out.hook_out")
-
-
-def site_hook(site: int) -> str:
-    """The bridge hook whose value is the residual at a site (0 = after the embeddings, 2i+1 = after layer i's
-    attention block, 2i+2 = after its MLP block). Read-only use: see the module docstring for resid_mid."""
-    if site == 0:
-        return "blocks.0.hook_resid_pre"
-    layer, kind = divmod(site - 1, 2)
-    return f"blocks.{layer}.hook_resid_{'mid' if kind == 0 else 'post'}"
-
-
-def site_layer_kind(site: int) -> tuple[int, str]:
-    """(layer, kind) of a site: (-1, "embed") for site 0, (i, "attn") for 2i+1, (i, "mlp") for 2i+2."""
-    if site == 0:
-        return -1, "embed"
-    layer, k = divmod(site - 1, 2)
-    return layer, "attn" if k == 0 else "mlp"
-
-
-def write_hook(site: int) -> str:
-    """The bridge hook whose output is ADDED to the residual to form a site (the embedding for site 0)."""
-    if site == 0:
-        return "hook_embed"
-    layer, kind = divmod(site - 1, 2)
-    return f"blocks.{layer}.hook_{'attn' if kind == 0 else 'mlp'}_out"
 
 
 def required_hooks(n_layers: int) -> list[str]:
@@ -93,6 +67,7 @@ def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
     `copy=False` saves memory but hands `model` itself to the bridge, which rewires it (submodules wrapped,
     eager attention). A failure to boot is a one-line UsageError naming the architecture; the hooks this
     package needs are checked right away."""
+    # imported here, not at the top: TransformerLens takes ~10 s to import and only the flow needs it
     from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 
     adapter = adapter_for(model)
@@ -107,8 +82,6 @@ def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
                 bridge = build_bridge_from_module(target, adapter.tl_architecture, hf_config=target.config)
             else:
                 with tempfile.TemporaryDirectory(prefix="slicedim-tok-") as folder:
-                    from transformers import AutoTokenizer
-
                     tokenizer.save_pretrained(folder)
                     tok = AutoTokenizer.from_pretrained(folder)
                     bridge = build_bridge_from_module(target, adapter.tl_architecture,
@@ -119,7 +92,7 @@ def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
                          f"{type(e).__name__}: {first}") from e
     bridge.eval()
     check_hooks(bridge)
-    if bridge.cfg.n_layers * 2 + 1 != n_sites(model.config.num_hidden_layers):
+    if bridge.cfg.n_layers != model.config.num_hidden_layers:
         raise UsageError(f"bridge sees {bridge.cfg.n_layers} layers, "
                          f"the model has {model.config.num_hidden_layers}")
     return bridge

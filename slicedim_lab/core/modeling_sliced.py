@@ -118,8 +118,11 @@ def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> 
         _set_module(model, lay["embed"], nn.Embedding(vocab, dims[0], padding_idx=embed.padding_idx))
         _set_module(model, lay["lm_head"], nn.Linear(dims[-1], vocab, bias=False))
     layers = model.get_submodule(lay["layers"])
+    # the sites each layer reads and writes, as the slicer recorded them (exports older than that record
+    # hold sequential layers: input 2i, after attention 2i+1, after the MLP 2i+2)
+    io = slicing.get("layer_sites") or [[2 * i, 2 * i + 1, 2 * i + 2] for i in range(len(layers))]
     for i, layer in enumerate(layers):
-        d_in, d_mid, d_out = dims[2 * i : 2 * i + 3]
+        d_in, d_mid, d_out = (dims[s] for s in io[i])
         for path in lay["attn_in"]:
             _set_module(layer, path, _resized(layer.get_submodule(path), d_in=d_in))
         _set_module(layer, lay["attn_out"], _resized(layer.get_submodule(lay["attn_out"]), d_out=d_mid))

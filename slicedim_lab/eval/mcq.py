@@ -23,7 +23,9 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..load.corpus import load_text
+from ..load.models import hub_reachable
 
 LM_EVAL_TASKS = ("piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande")
 
@@ -100,8 +102,6 @@ def build_items(
 
 def build_corpus_mc(tokenizer, corpus: str = "python-docs", split: str = "eval", **kwargs) -> MCItems:
     """`build_items` over a corpus split tokenised the way `corpus.windows` does."""
-    from .corpus import load_text
-
     ids = tokenizer(load_text(corpus, split), verbose=False)["input_ids"]
     return build_items(ids, tokenizer, **kwargs)
 
@@ -173,7 +173,6 @@ def check_tasks(tasks: list[str]) -> None:
             msg = (f"tasks {', '.join(harness)} need lm-evaluation-harness (pip install lm-eval) and its "
                    "datasets from the Hugging Face hub; use --tasks corpus-mc offline")
             raise UsageError(msg) from None
-        from .models import hub_reachable
 
         if not hub_reachable():
             raise UsageError(f"tasks {', '.join(harness)} need their datasets from the Hugging Face hub, "

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +28,21 @@ from jaxtyping import Float, Int
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .calibrate import SitePCA, random_rotation, site_name
-from .metrics import EvalResult
-from .predict import PREDICTORS, SHOWN, DenseMetrics, FisherTables, predict, predict_point
-from .sweep import (
-    SweepConfig,
-    columns,
-    dense_state,
-    load_inputs,
-    make_row,
-    measure_point,
-    prepare_dir,
-    read_rows,
-    write_rows,
-)
+from ..core.modeling_sliced import DimRMSNorm
+from ..core.pca import SitePCA, random_rotation
+from ..core.sites import layer_of_map, site_at
+from ..eval.metrics import EvalResult
+from ..flow.session import map_weight
+from ..load.models import keep_first_layers
+from ..predict import predict, predict_point
+from ..predict.fisher import FisherTables
+from ..predict.registry import DenseMetrics, predictor_names, shown_names
+from ..sweep.runner import SweepRunner
+
+PREDICTORS = predictor_names()
+SHOWN = shown_names()
+keep_layers = keep_first_layers
+SweepBench = SweepRunner
 
 DENSE_COLOR, SLICED_COLOR, PAPER_COLOR, FISHER_COLOR = "#1f77b4", "#d62728", "#7f7f7f", "#2ca02c"
 FIG_HEIGHT = 360
@@ -137,25 +138,6 @@ def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
                       template="plotly_white", legend=dict(orientation="h", y=-0.2), **kwargs)
     fig.update_yaxes(minorloglabels="none")  # log axes: label 1, 2, 5 × powers of ten, not every digit
     return fig
-
-
-def keep_layers(model: nn.Module, n: int | None) -> nn.Module:
-    """Keep only the first `n` decoder layers of a loaded model, in place (embeddings, final norm and head
-    stay): a real but shallower model, for quick smoke runs of the notebooks. `None` keeps them all."""
-    from .adapters import adapter_for
-
-    L = model.config.num_hidden_layers
-    if n is None or n >= L:
-        return model
-    if n < 1:
-        raise ValueError(f"keep at least one layer, got {n}")
-    path = adapter_for(model).layers
-    parent, _, attr = path.rpartition(".")
-    setattr(model.get_submodule(parent), attr, nn.ModuleList(list(model.get_submodule(path))[:n]))
-    model.config.num_hidden_layers = n
-    if getattr(model.config, "layer_types", None):
-        model.config.layer_types = list(model.config.layer_types)[:n]
-    return model
 
 
 # ----------------------------------------------------------------------------- 00 quickstart
@@ -307,12 +289,12 @@ def spectrum_explorer(
         share = (lam / lam.sum()).tolist()
         idx = list(range(1, len(share) + 1))
         ex.state.update(site=s, dim=d, discarded=_discarded(p, d))
-        status.value = (f"site {s} (<code>{site_name(s)}</code>): d' = {d} of {D} discards "
+        status.value = (f"site {s} (<code>{site_at(s).hook}</code>): d' = {d} of {D} discards "
                         f"<b>{ex.state['discarded']:.3%}</b> of the energy")
         with spec.batch_update():
             spec.data[0].x, spec.data[0].y = idx[:d], [_log_or_none(v) for v in share[:d]]
             spec.data[1].x, spec.data[1].y = idx[d - 1:], [_log_or_none(v) for v in share[d - 1:]]
-            spec.layout.title = f"{title}eigen-spectrum of site {s} ({site_name(s)}), cut at d' = {d}"
+            spec.layout.title = f"{title}eigen-spectrum of site {s} ({site_at(s).hook}), cut at d' = {d}"
         with energy.batch_update():
             energy.data[0].x = valid
             energy.data[0].y = [_log_or_none(_discarded(pcas[v], width(v))) for v in valid]
@@ -333,8 +315,6 @@ def spectrum_explorer(
 def rmsnorm_invariance(x: Float[Tensor, "... d"], eps: float = 1e-5, seed: int = 0) -> dict[str, float]:
     """Check RMSNorm(xQ) = RMSNorm(x)Q for a seeded random orthogonal Q on real residuals `x` (float64):
     the max |difference| next to the max |RMSNorm(x)|, and ‖QᵀQ − I‖_max."""
-    from .modeling_sliced import DimRMSNorm
-
     x = x.detach().double()
     D = x.shape[-1]
     q = random_rotation(D, seed)
@@ -534,80 +514,6 @@ def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[in
 
 
 # ----------------------------------------------------------------------------- 03 dimension sweep
-
-
-class SweepBench:
-    """A live dimension sweep kept in a sweep folder (the `slicedim sweep --out DIR` format, see `sweep.py`):
-    the dense metrics and Fisher tables are computed once and cached there, measured points are appended to
-    its results.csv/json, and a folder with other settings is refused (or wiped with `fresh=True`).
-
-    `measure(d)` measures one kept width for real: with `cfg.basis == "interleaved"` a SliceGPT calibration +
-    slice, with "dense" the dense model projected on its dense PCA bases (no calibration per point).
-    `max_layers` keeps only the first layers (`keep_layers`, for smoke runs); the model name in the folder's
-    settings records it, so such a folder never mixes with one of the whole model. `semi_dims`: the widths at
-    which the semi-interleaved predictors are computed up front; `measure` adds its width to them first
-    (dense-only work) when missing."""
-
-    def __init__(
-        self, cfg: SweepConfig, out: str | Path, lm: Any = None, device: str = "auto", batch_size: int = 4,
-        fresh: bool = False, progress: bool = True, max_layers: int | None = None,
-        semi_dims: list[int] | None = None,
-    ):
-        from .sites import dense_pcas
-
-        cfg.check()
-        if max_layers is not None:  # a shallower model is another model: its name (and fingerprint) says so
-            from .models import load_model
-
-            lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
-            if max_layers < lm.model.config.num_hidden_layers:
-                keep_layers(lm.model, max_layers)
-                cfg = replace(cfg, model=f"{cfg.model}#first-{max_layers}-layers")
-        self.cfg, self.out, self.batch_size, self.progress = cfg, Path(out), batch_size, progress
-        prepare_dir(self.out, cfg, fresh)
-        self.inp = load_inputs(cfg, lm, device)
-        model = self.inp.model
-        self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers
-        need_pcas = cfg.basis == "dense" or not (self.out / "fisher.pt").exists()
-        self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress) if need_pcas else None
-        self.dense, self.dense_raw, self.tables = dense_state(cfg, self.inp, self.out, batch_size, progress,
-                                                              self.pcas, semi_dims=semi_dims)
-        self.rows: list[dict] = read_rows(self.out)
-        self.columns = columns(cfg)
-
-    def measured(self) -> dict[int, dict]:
-        return {int(r["dim"]): r for r in self.rows}
-
-    def measure(self, dim: int) -> dict:
-        """Slice (or project) to `dim`, measure, write the row with every prediction and its error."""
-        from .sites import dense_pcas
-
-        t0 = time.perf_counter()
-        cfg, inp, D = self.cfg, self.inp, self.hidden
-        semi = list(getattr(self.tables, "semi_dims", None) or [])
-        if hasattr(self.tables, "semi_dims") and dim < D and dim not in semi:
-            # the semi-interleaved predictors exist only at widths named before the tables are computed:
-            # name this one (dense-only work, a gradient pass) before anything sliced runs
-            if self.pcas is None:
-                self.pcas = dense_pcas(inp.model, inp.cal_ids, progress=self.progress)
-            self.dense, self.dense_raw, self.tables = dense_state(
-                cfg, inp, self.out, self.batch_size, self.progress, self.pcas, semi_dims=sorted({*semi, dim}))
-        meas, params, cal_loss = measure_point(inp, cfg, dim, self.dense_raw, self.pcas, self.batch_size,
-                                               self.progress)
-        row = make_row(dim, 1 - dim / D, meas, self.dense, self.tables, params, cal_loss,
-                       time.perf_counter() - t0)
-        self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
-        write_rows(self.out, self.rows, self.columns)
-        return row
-
-    def table(self) -> pd.DataFrame:
-        """The measured rows (widest first): measured and predicted PPL with signed % errors."""
-        cols = ["dim", "sparsity", "ppl_measured"]
-        cols += [c for p in PREDICTORS for c in (f"ppl_pred_{p}", f"ppl_err_{p}")]
-        cols += ["acc_measured", "acc_pred_paper", "acc_pred_fisher", "mc_acc_measured", "seconds"]
-        df = pd.DataFrame(self.rows, columns=None if self.rows else cols)
-        df = df[[c for c in cols if c in df.columns]]
-        return df.sort_values("dim", ascending=False).reset_index(drop=True)
 
 
 def sweep_explorer(bench: SweepBench, dim: int = 432, min_dim: int | None = None) -> Explorer:
@@ -854,11 +760,7 @@ def flow_explorer(session: Any, dim: int = 432, layer: int = 14, basis: str = "d
 # ----------------------------------------------------------------------------- 02 linear maps
 
 
-def map_layer(role: str, site: int) -> int:
-    """The decoder layer a residual-stream map belongs to: a reader of site s (2i: attention input, 2i+1: MLP
-    input) is in layer s // 2, a writer of site s (2i+1, 2i+2) in layer (s − 1) // 2; the embedding is −1 and
-    the LM head L."""
-    return site // 2 if role == "reader" else (site - 1) // 2
+map_layer = layer_of_map
 
 
 def map_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -874,8 +776,6 @@ def map_singular_values(
 ) -> tuple[Tensor, Tensor]:
     """Singular values (descending) of one map of `flow.linear_maps` at full width and sliced to `dim` with
     `basis` bases: a reader keeps W B (its input restricted to the kept directions), a writer BᵀW."""
-    from .flow import map_weight
-
     m = session.maps[map_index]
     bases, _ = session.bases(dim, basis)
     B = bases[m["site"]].double()

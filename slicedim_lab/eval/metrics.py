@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from slicedim_lab.errors import UsageError
+from ..core.nll import next_token_stats
+from ..errors import UsageError
 
 
 @dataclass
@@ -75,17 +74,7 @@ def batch_token_stats(
         for start in range(0, n, batch_size):
             ids = windows[start : start + batch_size].to(dev)
             logits = model(input_ids=ids, **extra).logits  # [b, seq, vocab]
-            labels = torch.roll(ids, -1, dims=1)
-            labels[:, -1] = -100  # the last position predicts nothing inside the window
-            flat = rearrange(logits, "b s v -> (b s) v")
-            ce = F.cross_entropy(
-                flat if flat.dtype in (torch.float32, torch.float64) else flat.float(),
-                rearrange(labels, "b s -> (b s)"),
-                ignore_index=-100,
-                reduction="none",
-            )
-            ce = rearrange(ce, "(b s) -> b s", b=ids.shape[0])[:, :-1]
-            hit = logits[:, :-1].argmax(dim=-1) == ids[:, 1:]
+            ce, hit = next_token_stats(logits, ids)
             del logits
             yield ce, hit
             bar.update(ids.shape[0])

@@ -25,7 +25,8 @@ from jaxtyping import Int
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
-from slicedim_lab.errors import UsageError
+from ..errors import UsageError
+from .models import hub_reachable
 
 CORPORA = ("python-docs", "wikitext2")
 SPLITS = ("calibration", "eval")
@@ -75,7 +76,6 @@ def _load_wikitext2(split: str) -> str:
     """wikitext-2-raw-v1 via `datasets`; a one-line UsageError when neither the hub nor the cache has it."""
     from huggingface_hub import constants
 
-    from slicedim_lab.models import hub_reachable
 
     offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
     if not offline and not hub_reachable():

@@ -31,6 +31,7 @@ sliced model holds it; writer: adds to the residual forming `site`):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -44,11 +45,15 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .adapters import adapter_for
-from .bridge import boot_bridge, site_hook, site_layer_kind, write_hook
-from .calibrate import SitePCA, n_sites
-from .emulate import BASIS_KINDS, Basis, dense_bases, emulation_hooks, injection_hooks, site_names
-from .errors import UsageError
+from ..adapters import adapter_for
+from ..core.bridge import boot_bridge
+from ..core.emulate import BASIS_KINDS, emulation_hooks, injection_hooks
+from ..core.pca import SitePCA
+from ..core.replay import Basis, dense_bases, dense_pcas
+from ..core.sites import layer_sites, lens_sites, n_sites, site_at, site_hooks
+from ..core.slicing import slice_model
+from ..core.widths import site_dims
+from ..errors import UsageError
 
 COLUMNS = ["basis", "dim", "site", "hook", "layer", "kind", "map", "role", "metric", "value"]
 
@@ -57,32 +62,8 @@ COLUMNS = ["basis", "dim", "site", "hook", "layer", "kind", "map", "role", "metr
 
 
 def site_row(site: int) -> dict:
-    layer, kind = site_layer_kind(site)
-    return {"site": site, "hook": site_hook(site), "layer": layer, "kind": kind}
-
-
-def lens_sites(n_layers: int, which: str | int | Sequence[int] = "post") -> list[int]:
-    """Sites that get the logit lens: "post" (embeddings + every block output), "all", "none", an int k
-    (embeddings + every k-th layer's output + the last), or an explicit list of sites."""
-    S = n_sites(n_layers)
-    if isinstance(which, str) and which.isdigit():
-        which = int(which)
-    if isinstance(which, int):
-        if which < 1:
-            raise UsageError(f"lens stride must be >= 1, got {which}")
-        return sorted({0, *range(2 * which, S, 2 * which), S - 1})
-    if isinstance(which, str):
-        if which == "post":
-            return [0, *range(2, S, 2)]
-        if which == "all":
-            return list(range(S))
-        if which == "none":
-            return []
-        raise UsageError(f"lens sites must be post, all, none, a layer stride or a site list, got {which!r}")
-    sites = sorted({int(s) for s in which})
-    if sites and not 0 <= sites[0] <= sites[-1] < S:
-        raise UsageError(f"lens sites must lie in [0, {S - 1}], got {sites}")
-    return sites
+    """The site columns of a table row (`core.sites.Site.row`)."""
+    return site_at(site).row()
 
 
 def retained_at(p: SitePCA | None, d: int) -> float:
@@ -306,18 +287,18 @@ def linear_maps(model: nn.Module) -> list[dict]:
     get = model.get_submodule
     L = model.config.num_hidden_layers
     maps = [{"map": adapter.embed, "role": "writer", "site": 0, "module": get(adapter.embed), "scale": None}]
-    for i, layer in enumerate(get(adapter.layers)):
+    for layer, ls in zip(get(adapter.layers), layer_sites(L)):
         norms = (layer.get_submodule(adapter.attn_norm).weight, layer.get_submodule(adapter.mlp_norm).weight)
-        maps += [{"map": p, "role": "reader", "site": 2 * i, "module": layer.get_submodule(p),
+        maps += [{"map": p, "role": "reader", "site": ls.inp, "module": layer.get_submodule(p),
                   "scale": norms[0]} for p in adapter.attn_in]
-        maps.append({"map": adapter.attn_out, "role": "writer", "site": 2 * i + 1,
+        maps.append({"map": adapter.attn_out, "role": "writer", "site": ls.mid,
                      "module": layer.get_submodule(adapter.attn_out), "scale": None})
-        maps += [{"map": p, "role": "reader", "site": 2 * i + 1, "module": layer.get_submodule(p),
+        maps += [{"map": p, "role": "reader", "site": ls.mid, "module": layer.get_submodule(p),
                   "scale": norms[1]} for p in adapter.mlp_in]
-        maps.append({"map": adapter.mlp_out, "role": "writer", "site": 2 * i + 2,
+        maps.append({"map": adapter.mlp_out, "role": "writer", "site": ls.out,
                      "module": layer.get_submodule(adapter.mlp_out), "scale": None})
-    maps.append({"map": adapter.lm_head, "role": "reader", "site": 2 * L, "module": get(adapter.lm_head),
-                 "scale": get(adapter.final_norm).weight})
+    maps.append({"map": adapter.lm_head, "role": "reader", "site": n_sites(L) - 1,
+                 "module": get(adapter.lm_head), "scale": get(adapter.final_norm).weight})
     return maps
 
 
@@ -374,8 +355,6 @@ class FlowSession:
         lens: str | int | Sequence[int] = "post",
         progress: bool = False,
     ):
-        import time
-
         if eval_ids.ndim != 2 or eval_ids.shape[1] < 2 or eval_ids.shape[0] < 1:
             raise UsageError(f"eval windows must be [n >= 1, seq >= 2], got {tuple(eval_ids.shape)}")
         self.model = model.eval()
@@ -407,18 +386,12 @@ class FlowSession:
     def pcas(self) -> list[SitePCA]:
         """The dense model's per-site PCA on the calibration windows (computed on first use, then kept)."""
         if self._pcas is None:
-            import time
-
-            from .sites import dense_pcas
-
             t = time.perf_counter()
             self._pcas = dense_pcas(self.model, self.cal_ids, self.batch_size, self.progress)
             self.seconds["dense_pca"] = time.perf_counter() - t
         return self._pcas
 
     def dims(self, dim: int, slice_head: bool = False) -> list[int]:
-        from .slicing import site_dims
-
         return site_dims(self.L, self.D, dim=dim, slice_head=slice_head)
 
     def bases(self, dim: int, basis: str = "dense", slice_head: bool = False) -> tuple[list[Basis], list]:
@@ -431,8 +404,6 @@ class FlowSession:
             return dense_bases(self.pcas, dims), self.pcas
         key = (dim, slice_head)
         if key not in self._interleaved:
-            from .slicing import slice_model
-
             res = slice_model(self.model, self.cal_ids, dims, batch_size=self.batch_size,
                               progress=self.progress)
             self._interleaved = {key: (res.bases, res.pcas)}  # keep one: a slider revisits rarely
@@ -443,7 +414,7 @@ class FlowSession:
 
     @torch.no_grad()
     def _dense_pass(self, ids: Int[Tensor, "n seq"]) -> DenseEval:
-        names = site_names(self.L) + [write_hook(s) for s in range(1, self.S)]
+        names = site_hooks(self.L) + [site_at(s).write_hook for s in range(1, self.S)]
         sites: list[list[Tensor]] = [[] for _ in range(self.S)]
         writes: list[list[Tensor]] = [[] for _ in range(self.S)]
         lens: dict[int, list[list[Tensor]]] = {s: [[], [], []] for s in self.lens_sites}
@@ -452,11 +423,11 @@ class FlowSession:
         for b in tqdm(torch.split(ids, self.batch_size), desc="dense eval", disable=not self.progress):
             logits, cache = self.bridge.run_with_cache(b, names_filter=names)
             for s in range(self.S):
-                sites[s].append(cache[site_hook(s)].cpu())
-                writes[s].append(cache[site_hook(0)].cpu() if s == 0 else cache[write_hook(s)].cpu())
+                sites[s].append(cache[site_at(s).hook].cpu())
+                writes[s].append(cache[site_at(0).hook if s == 0 else site_at(s).write_hook].cpu())
             tgt = b[:, 1:]
             for s in self.lens_sites:
-                lg = logits if s == self.S - 1 else self.head.logits(cache[site_hook(s)])
+                lg = logits if s == self.S - 1 else self.head.logits(cache[site_at(s).hook])
                 logp = _wide(lg[:, :-1]).log_softmax(-1)
                 p = logp.exp()
                 lens[s][0].append((p * logp).sum(-1).cpu())
@@ -566,10 +537,10 @@ class FlowSession:
             start += n
             writes: dict[int, Tensor] = {}
             with self.bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
-                logits, cache = self.bridge.run_with_cache(b, names_filter=site_names(self.L))
+                logits, cache = self.bridge.run_with_cache(b, names_filter=site_hooks(self.L))
             tgt = b[:, 1:]
             for s in range(S):
-                x, xs = de.sites[s][sl].double(), cache[site_hook(s)].double()
+                x, xs = de.sites[s][sl].double(), cache[site_at(s).hook].double()
                 nd, ns = x.norm(dim=-1), xs.norm(dim=-1)
                 acc["rel"][s] += float(((xs - x).norm(dim=-1) / nd.clamp_min(1e-30)).sum())
                 acc["cos"][s] += float(((xs * x).sum(-1) / (nd * ns).clamp_min(1e-30)).sum())
@@ -582,9 +553,9 @@ class FlowSession:
                 acc["energy_pre"][s] += float((xs - writes[s].double()).pow(2).sum())
                 if s in self.lens_sites:
                     lc = de.lens[s]
-                    lg = _wide((logits if s == S - 1 else self.head.logits(cache[site_hook(s)]))[:, :-1])
+                    lg = _wide((logits if s == S - 1 else self.head.logits(cache[site_at(s).hook]))[:, :-1])
                     lse = lg.logsumexp(-1).double()
-                    normed = self.head.normed(cache[site_hook(s)])[:, :-1].double()
+                    normed = self.head.normed(cache[site_at(s).hook])[:, :-1].double()
                     cross = (lc.expected_u[sl].double() * normed).sum(-1)  # sum_v p_dense(v) sliced_logit(v)
                     if self.head.lm_head.bias is not None:
                         raise UsageError("logit lens with an unembedding bias is not supported")

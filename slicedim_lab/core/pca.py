@@ -1,7 +1,6 @@
-"""Per-site PCA of the residual stream, and the inputs a model's first decoder layer receives.
+"""Per-site PCA of the residual stream (sites as numbered in `core/sites.py`).
 
-Sites are numbered along depth: 0 = after the embeddings, 2i+1 = after layer i's attention block,
-2i+2 = after layer i's MLP block (2L+1 sites for L layers). A site's basis is the eigenvector matrix of the
+A site's basis is the eigenvector matrix of the
 uncentred second moment H = sum_t x_t^T x_t of its residual on calibration text, eigenvalues descending.
 """
 
@@ -10,24 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 from einops import rearrange
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor
-
-from .adapters import Adapter
-
-
-def n_sites(n_layers: int) -> int:
-    return 2 * n_layers + 1
-
-
-def site_name(site: int) -> str:
-    """TransformerLens-style site name: embed, blocks.{i}.hook_resid_mid, blocks.{i}.hook_resid_post."""
-    if site == 0:
-        return "embed"
-    layer, kind = divmod(site - 1, 2)
-    return f"blocks.{layer}.hook_resid_{'mid' if kind == 0 else 'post'}"
 
 
 def second_moment(
@@ -72,31 +56,3 @@ def random_rotation(dim: int, seed: int) -> Float[Tensor, "k k"]:
     g = torch.Generator().manual_seed(seed)
     q, r = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
     return q * torch.sign(torch.diagonal(r))[None, :]
-
-
-class _Caught(Exception):
-    pass
-
-
-@torch.no_grad()
-def layer0_inputs(
-    model: nn.Module, adapter: Adapter, input_ids: Int[Tensor, "batch pos"]
-) -> tuple[Float[Tensor, "batch pos d_model"], dict]:
-    """Run the model up to its first decoder layer: the embeddings and the keyword arguments every layer gets
-    (rotary position embeddings, causal mask, ...), so layers can be replayed one at a time."""
-    first = model.get_submodule(adapter.layers)[0]
-    caught: dict = {}
-
-    def grab(module, args, kwargs):
-        caught["hidden"] = args[0] if args else kwargs.pop("hidden_states")
-        caught["kwargs"] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-        raise _Caught
-
-    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        model(input_ids=input_ids, use_cache=False)
-    except _Caught:
-        pass
-    finally:
-        handle.remove()
-    return caught["hidden"], caught["kwargs"]

@@ -13,14 +13,13 @@ import os
 import re
 import shutil
 import socket
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
+import torch.nn as nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -32,7 +31,9 @@ from transformers import (
     Qwen2Config,
 )
 
-from slicedim_lab.errors import UsageError
+from ..adapters import adapter_for
+from ..errors import UsageError
+from ..files import atomic_folder
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -212,28 +213,25 @@ def ensure_alias_cached(alias: str) -> Path:
         tok.save_pretrained(str(folder))
         (folder / _SOURCE_FILE).write_text(json.dumps(record))
 
-    write_atomically(target, write)
+    atomic_folder(target, write)
     return target
 
 
-def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Fill a temp folder beside `target` with `write`, then rename it into place.
-
-    An interrupted or failing `write` leaves no `target` and no temp folder. If another process finished
-    the same folder first, its copy is kept and ours is discarded.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        write(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:
+    """Keep only the first `n` decoder layers of a loaded model, in place (embeddings, final norm and head
+    stay): a real but shallower model, for quick smoke runs of the notebooks. `None` keeps them all."""
+    L = model.config.num_hidden_layers
+    if n is None or n >= L:
+        return model
+    if n < 1:
+        raise ValueError(f"keep at least one layer, got {n}")
+    path = adapter_for(model).layers
+    parent, _, attr = path.rpartition(".")
+    setattr(model.get_submodule(parent), attr, nn.ModuleList(list(model.get_submodule(path))[:n]))
+    model.config.num_hidden_layers = n
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = list(model.config.layer_types)[:n]
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------

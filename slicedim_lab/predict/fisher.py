@@ -1,11 +1,6 @@
-"""Predict a sliced model's perplexity and accuracy WITHOUT running any sliced or projected model.
+"""The Fisher-increment predictors: dense forward/backward passes over CALIBRATION windows only (see
+docs/predictors.md for the measured errors).
 
-Predictors (inputs: the dense model's measured metrics, and for `fisher*` dense forward/backward passes over
-CALIBRATION windows; see docs/predictors.md for the measured errors):
-
-- `paper`: the relations read from Xu et al. (arXiv 2503.04377): ln PPL(d') = (D/d') ln PPL_0, and — our
-  reading of "ln(acc/acc_0) ∝ 1 − s" that is consistent with s = 0 and with the perplexity law —
-  acc(d') = acc_0^(D/d'), applied alike to next-token and multiple-choice accuracy. Cost: nothing.
 - `fisher`: the Fisher-increment estimate. Each site s is charged only for the perturbation it newly adds,
   δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}) (x_s the dense residual, P_s the projector on the top-d' dense
   PCA directions of site s, x_{−1} = 0), weighted by the Gauss-Newton curvature through the gradient g_{s,t}
@@ -45,72 +40,24 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from einops import rearrange
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .adapters import adapter_for
-from .calibrate import SitePCA, pca, second_moment
-from .errors import UsageError
-from .sites import run_sites
+from ..adapters import adapter_for
+from ..core.nll import next_token_ce
+from ..core.pca import SitePCA, pca, second_moment
+from ..core.replay import run_sites
+from ..errors import UsageError
+from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
 
 FISHER_KINDS = ("fisher", "fisher_cross", "fisher_full")
 SEMI_KINDS = ("fisher_semi", "fisher_semi_cross", "fisher_semi_geo")
-PREDICTORS = ("paper", *FISHER_KINDS, *SEMI_KINDS)
-# "ours", shown beside `paper` in reports and logs: the constant-free Fisher sum in the bases the sweep
-# slices with (declared before the held-out corpora were measured; docs/predictors.md has every predictor)
-OURS = {"interleaved": "fisher_semi", "dense": "fisher"}
-# drawn when a figure opens; the cross-term variants (errors up to 1000× larger) wait in the legend
-SHOWN = ("paper", "fisher", "fisher_semi", "fisher_semi_geo")
-
-
-# ----------------------------------------------------------------------------- the paper's relations
-
-
-def paper_ppl(ppl0: float, hidden: int, dim: int) -> float:
-    """ln PPL(d') = (D/d') · ln PPL_0."""
-    return math.exp(hidden / dim * math.log(ppl0))
-
-
-def paper_acc(acc0: float, hidden: int, dim: int) -> float:
-    """acc(d') = acc_0^(D/d') — our reading of the paper's "ln(acc/acc_0) ∝ 1 − s" (exact at s = 0)."""
-    return acc0 ** (hidden / dim)
-
-
-def coupled_acc(acc0: float, ppl0: float, ppl: float) -> float:
-    """The paper's accuracy–perplexity coupling applied to any predicted PPL: acc_0^(ln PPL / ln PPL_0)."""
-    return acc0 ** (math.log(ppl) / math.log(ppl0))
-
-
-def scaled_mc_acc(mc0: float, chance: float, acc0: float, acc: float) -> float:
-    """Multiple-choice accuracy whose part above chance shrinks like next-token accuracy:
-    chance + (mc_0 − chance) · acc / acc_0 (mc_0 when the dense model never predicts a token right)."""
-    return chance + (mc0 - chance) * acc / acc0 if acc0 > 0 else mc0
-
-
-# ----------------------------------------------------------------------------- dense metrics
-
-
-@dataclass
-class DenseMetrics:
-    """What the predictors know of the dense model: its measured eval PPL and top-1 accuracy, its
-    multiple-choice accuracy and that task's chance level (None if not measured), the width D, and its loss
-    on the calibration windows."""
-
-    ppl: float
-    acc: float
-    hidden: int
-    mc_acc: float | None = None
-    cal_nll: float | None = None
-    mc_chance: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------------------- Fisher tables
@@ -294,8 +241,7 @@ def fisher_tables(
         for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
             ids = ids.to(dev)
             sites, logits = run_sites(model, ids, adapter, logits=True)
-            cal_nll += F.cross_entropy(rearrange(logits[:, :-1].float(), "b p v -> (b p) v"),
-                                       rearrange(ids[:, 1:], "b p -> (b p)"), reduction="sum").item()
+            cal_nll += next_token_ce(logits, ids).double().sum().item()
             count += ids[:, 1:].numel()
             if pcas is None or semi_dims:
                 ms = [second_moment(x) for x in sites]
@@ -332,16 +278,15 @@ def fisher_tables(
         tic = time.perf_counter()
         ids = ids.to(dev)
         sites, logits = run_sites(model, ids, adapter, keep_grad=True)
-        lg = logits[:, :-1].float()
-        with torch.no_grad():
-            probs = rearrange(lg.softmax(-1), "b p v -> (b p) v").cpu().double()
-            labels = torch.multinomial(probs, 1, generator=gen)[:, 0].to(dev)
-        F.cross_entropy(rearrange(lg, "b p v -> (b p) v"), labels, reduction="sum").backward()
         b, p = ids.shape
+        with torch.no_grad():
+            probs = rearrange(logits[:, :-1].float().softmax(-1), "b p v -> (b p) v").cpu().double()
+            labels = rearrange(torch.multinomial(probs, 1, generator=gen)[:, 0], "(b p) -> b p", b=b)
+        next_token_ce(logits, ids, targets=labels).sum().backward()
         xs = [rearrange(x.detach().to(work).cpu(), "b p d -> (b p) d") for x in sites]
         gs = [rearrange(x.grad.to(work).cpu(), "b p d -> (b p) d") if x.grad is not None
               else torch.zeros(b * p, D, dtype=work) for x in sites]
-        del sites, logits, lg
+        del sites, logits
         timing["gradients"] += time.perf_counter() - tic
         tic = time.perf_counter()
         with torch.no_grad():
@@ -371,39 +316,31 @@ def fisher_tables(
                         semi_cross=torch.cat(semi_cross))
 
 
-# ----------------------------------------------------------------------------- predictions
+# ----------------------------------------------------------------------------- registrations
 
 
-def predict_point(dense: DenseMetrics, dim: int, tables: FisherTables | None = None) -> dict[str, float]:
-    """All predictions at one kept width: `ppl_pred_<p>`, `acc_pred_<p>`, `mc_acc_pred_<p>` (if the dense
-    multiple-choice accuracy is known) and, for the Fisher predictors, `dloss_pred_<p>` in nats."""
-    D = dense.hidden
-    if not 1 <= dim <= D:
-        raise UsageError(f"kept width must be in [1, {D}], got {dim}")
-    out: dict[str, float] = {
-        "ppl_pred_paper": paper_ppl(dense.ppl, D, dim),
-        "acc_pred_paper": paper_acc(dense.acc, D, dim),
-    }
-    if dense.mc_acc is not None:
-        out["mc_acc_pred_paper"] = paper_acc(dense.mc_acc, D, dim)
-    if tables is not None:
-        if tables.hidden != D:
-            raise UsageError(f"Fisher tables are for width {tables.hidden}, the model has {D}")
-        for kind in FISHER_KINDS + SEMI_KINDS:
-            if not tables.has(dim, kind):
-                continue
-            dl = tables.delta_loss(dim, kind)
-            ppl = dense.ppl * math.exp(dl)
-            out[f"dloss_pred_{kind}"] = dl
-            out[f"ppl_pred_{kind}"] = ppl
-            acc = out[f"acc_pred_{kind}"] = coupled_acc(dense.acc, dense.ppl, ppl)
-            if dense.mc_acc is not None and dense.mc_chance is not None:
-                out[f"mc_acc_pred_{kind}"] = scaled_mc_acc(dense.mc_acc, dense.mc_chance, dense.acc, acc)
-            elif dense.mc_acc is not None:
-                out[f"mc_acc_pred_{kind}"] = coupled_acc(dense.mc_acc, dense.ppl, ppl)
-    return out
+def _kind(name: str):
+    def fn(dense: DenseMetrics, dim: int, tables: Any) -> Prediction | None:
+        if tables.hidden != dense.hidden:
+            raise UsageError(f"Fisher tables are for width {tables.hidden}, the model has {dense.hidden}")
+        return from_dloss(dense, tables.delta_loss(dim, name)) if tables.has(dim, name) else None
+
+    return fn
 
 
-def predict(dense: DenseMetrics, dims: list[int], tables: FisherTables | None = None) -> list[dict]:
-    """`predict_point` for every width, each row starting with `dim` and `sparsity` = 1 − d'/D."""
-    return [{"dim": d, "sparsity": 1 - d / dense.hidden, **predict_point(dense, d, tables)} for d in dims]
+_SUMMARIES = {
+    "fisher": "Σ_s ½ mean_t (g·δ_s)², dense bases",
+    "fisher_cross": "½ mean_t (Σ_s g·δ_s)², dense bases",
+    "fisher_full": "½ (1/T) Σ_windows (Σ_{s,t} g·δ_s)², dense bases",
+    "fisher_semi": "Σ_s ½ mean_t (g·δ_s)², semi-interleaved bases",
+    "fisher_semi_cross": "½ mean_t (Σ_s g·δ_s)², semi-interleaved bases",
+    "fisher_semi_geo": "√(semi · semi_cross) (a heuristic chosen after seeing python-docs)",
+}
+# drawn when a figure opens: the cross-term variants (errors up to 1000× larger) wait in the legend;
+# "ours" per basis: the constant-free Fisher sum in the bases the sweep slices with (declared before the
+# held-out corpora were measured; docs/predictors.md has every predictor)
+_SHOWN = ("fisher", "fisher_semi", "fisher_semi_geo")
+_OURS = {"fisher": ("dense",), "fisher_semi": ("interleaved",)}
+for _name in FISHER_KINDS + SEMI_KINDS:
+    register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs_tables=True,
+                                 shown=_name in _SHOWN, ours_for=_OURS.get(_name, ())))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .adapters import adapter_for
+from ..adapters import adapter_for
 
 
 def count_params(model: nn.Module) -> int:

@@ -26,27 +26,19 @@ import torch.nn as nn
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .bridge import site_hook, write_hook
-from .calibrate import SitePCA, n_sites
-from .errors import UsageError
+from ..errors import UsageError
+from .bridge import boot_bridge
+from .pca import SitePCA
+from .replay import Basis, Projector, dense_bases, dense_pcas
+from .sites import check_sites, n_sites, sequential_sites, site_hooks
+from .slicing import slice_model
+from .widths import dim_for_sparsity, site_dims
 
-Basis = Float[Tensor, "d_model d_site"]
 Hook = tuple[str, Callable]
 BASIS_KINDS = ("dense", "interleaved")
 
 
 # ----------------------------------------------------------------------------- bases
-
-
-def dense_bases(pcas: Sequence[SitePCA], dims: Sequence[int]) -> list[Basis]:
-    """Top-d_s eigenvectors of every site's dense PCA (identity at full-width sites, so d_s = D is exact)."""
-    if len(pcas) != len(dims):
-        raise UsageError(f"{len(pcas)} site PCAs but {len(dims)} site widths")
-    out = []
-    for p, d in zip(pcas, dims):
-        D = p.vectors.shape[0]
-        out.append(torch.eye(D, dtype=torch.float64) if d == D else p.basis(d).double())
-    return out
 
 
 def bases_for(
@@ -69,44 +61,14 @@ def bases_for(
         if pcas is None:
             if model is None or cal_ids is None:
                 raise UsageError("dense bases need pcas, or a model and calibration windows")
-            from .sites import dense_pcas
-
             pcas = dense_pcas(model, cal_ids, batch_size=batch_size, progress=progress)
         return dense_bases(pcas, dims)
     if model is None or cal_ids is None:
         raise UsageError("interleaved bases need a model and calibration windows")
-    from .slicing import slice_model
-
     return slice_model(model, cal_ids, list(dims), batch_size=batch_size, progress=progress).bases
 
 
 # ----------------------------------------------------------------------------- hooks
-
-
-class Projector:
-    """P = B B^T applied in float64 (float32 for half types); the identity at full width (exact)."""
-
-    def __init__(self, basis: Basis):
-        D, d = basis.shape
-        self.identity = d == D
-        self.basis = basis.double()
-        self.matrix = None if self.identity or 2 * d < D else self.basis @ self.basis.T
-        self._cache: dict = {}
-
-    def _on(self, ref: Tensor) -> tuple[Tensor, Tensor | None]:
-        dt = torch.float64 if ref.dtype in (torch.float32, torch.float64) else torch.float32
-        key = (ref.device, dt)
-        if key not in self._cache:
-            self._cache[key] = (self.basis.to(ref.device, dt),
-                                None if self.matrix is None else self.matrix.to(ref.device, dt))
-        return self._cache[key]
-
-    def __call__(self, x: Float[Tensor, "*b d_model"]) -> Float[Tensor, "*b d_model"]:
-        if self.identity:
-            return x
-        b, m = self._on(x)
-        y = x.to(b.dtype)
-        return (y @ m if m is not None else (y @ b) @ b.T).to(x.dtype)
 
 
 def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = None) -> list[Hook]:
@@ -146,30 +108,22 @@ def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = N
 
         return fn
 
-    hooks: list[Hook] = [("hook_embed", embed)]
-    for i in range((S - 1) // 2):
-        hooks += [
-            (f"blocks.{i}.hook_resid_pre", keep("pre")),
-            (f"blocks.{i}.hook_attn_out", block_out(2 * i + 1, "pre")),
-            (f"blocks.{i}.hook_resid_mid", keep("mid")),
-            (f"blocks.{i}.hook_mlp_out", block_out(2 * i + 2, "mid")),
-        ]
+    hooks: list[Hook] = []
+    for site in sequential_sites((S - 1) // 2):
+        if site.base_hook is None:
+            hooks.append((site.write_hook, embed))
+        else:  # remember the residual the block writes into, then rewrite the block's output
+            hooks += [(site.base_hook, keep(site.base_hook)),
+                      (site.write_hook, block_out(site.index, site.base_hook))]
     return hooks
 
 
 def injection_hooks(injections: Sequence[Float[Tensor, "batch pos d_model"] | None]) -> list[Hook]:
     """Forward hooks that ADD injections[s] to the residual at every site s (None: nothing). With the writes
     of a sliced run they reproduce it on the dense model; with leaf tensors, their .grad is d out / d x_s."""
-    hooks: list[Hook] = []
-    for s, e in enumerate(injections):
-        if e is not None:
-            hooks.append((write_hook(s), lambda x, hook, e=e: x + e.to(x.dtype)))
-    return hooks
-
-
-def site_names(n_layers: int) -> list[str]:
-    """Bridge hook names of the 2L+1 site residuals, in site order."""
-    return [site_hook(s) for s in range(n_sites(n_layers))]
+    sites = sequential_sites((len(injections) - 1) // 2)
+    return [(sites[s].write_hook, lambda x, hook, e=e: x + e.to(x.dtype))
+            for s, e in enumerate(injections) if e is not None]
 
 
 def run_emulated(
@@ -181,15 +135,14 @@ def run_emulated(
 ) -> tuple[Float[Tensor, "batch pos vocab"], object]:
     """Logits and ActivationCache of the bridge with slicing emulated by `bases` (None: the dense model).
 
-    `names_filter` defaults to the 2L+1 site residuals (`bridge.site_hook` names). Cached values of the
+    `names_filter` defaults to the 2L+1 site residuals (`core.sites` hooks). Cached values of the
     rewritten hooks (`hook_attn_out`, `hook_mlp_out`) are the rewritten block writes P(x + a) - x."""
     if names_filter is None:
-        names_filter = site_names(bridge.cfg.n_layers)
+        names_filter = site_hooks(bridge.cfg.n_layers)
     with torch.no_grad():
         if bases is None:
             return bridge.run_with_cache(ids, names_filter=names_filter)
-        if len(bases) != n_sites(bridge.cfg.n_layers):
-            raise UsageError(f"need {n_sites(bridge.cfg.n_layers)} site bases, got {len(bases)}")
+        check_sites(len(bases), bridge.cfg.n_layers, "site bases")
         with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
             return bridge.run_with_cache(ids, names_filter=names_filter)
 
@@ -203,8 +156,8 @@ def emulated_logits(
 
 
 def site_residuals(cache, n_layers: int) -> list[Float[Tensor, "batch pos d_model"]]:
-    """The 2L+1 site residuals from a cache that holds the `site_names` hooks."""
-    return [cache[name] for name in site_names(n_layers)]
+    """The 2L+1 site residuals from a cache that holds the `site_hooks` names."""
+    return [cache[name] for name in site_hooks(n_layers)]
 
 
 # ----------------------------------------------------------------------------- installation / adapter check
@@ -233,9 +186,6 @@ def verify(
     at d' = D everywhere and compare logits with the dense model; (2) emulation: slice at `dim` (default: 25%
     sparsity) and compare the sliced model's logits with the hook emulation on the bridge using its bases.
     `ok` when both max |diff| <= VERIFY_RTOL[dtype] * max |dense logit|."""
-    from .bridge import boot_bridge
-    from .slicing import dim_for_sparsity, site_dims, slice_model
-
     L, D = model.config.num_hidden_layers, model.config.hidden_size
     dim = dim_for_sparsity(0.25, D) if dim is None else dim
     if not 1 <= dim <= D:

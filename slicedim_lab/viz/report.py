@@ -16,7 +16,12 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from .predict import OURS, PREDICTORS, SEMI_KINDS, SHOWN, DenseMetrics, FisherTables, predict_point
+from ..predict import predict_point
+from ..predict.fisher import SEMI_KINDS, FisherTables
+from ..predict.registry import DenseMetrics, ours, predictor_names, shown_names
+
+PREDICTORS = predictor_names()
+SHOWN = shown_names()
 
 COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_cross": "#2ca02c",
           "fisher_full": "#9467bd", "fisher_semi": "#17becf", "fisher_semi_cross": "#bcbd22",
@@ -37,7 +42,7 @@ def error_summary(rows: list[dict]) -> list[dict]:
 
 
 def headline(rows: list[dict], basis: str) -> list[dict]:
-    """Per point (widest first): measured, `paper` and ours (`OURS[basis]`) side by side with signed errors
+    """Per point (widest first): measured, `paper` and ours (`ours(basis)`) side by side with signed errors
     (% for perplexity, points for accuracies): keys `<m>_measured`, `<m>_<tag>`, `<m>_err_<tag>` for
     m in ppl / acc / mc_acc and tag in paper / ours."""
     out = []
@@ -45,7 +50,7 @@ def headline(rows: list[dict], basis: str) -> list[dict]:
         h = {"dim": r["dim"], "sparsity": r["sparsity"]}
         for m in ("ppl", "acc", "mc_acc"):
             meas = h[f"{m}_measured"] = r.get(f"{m}_measured")
-            for tag, name in (("paper", "paper"), ("ours", OURS[basis])):
+            for tag, name in (("paper", "paper"), ("ours", ours(basis))):
                 v = h[f"{m}_{tag}"] = r.get(f"{m}_pred_{name}")
                 h[f"{m}_err_{tag}"] = None if v is None or meas is None else (
                     100 * (v / meas - 1) if m == "ppl" else 100 * (v - meas))
@@ -62,7 +67,7 @@ def headline_text(rows: list[dict], basis: str) -> str:
             return f"{'—':>17}"
         return f"{v:8.3f} ({e:+5.0f}%)" if m == "ppl" else f"{v:8.3f} ({e:+5.1f})"
 
-    lines = [f"measured vs paper vs ours ({OURS[basis]}): perplexity errors in %, accuracy errors in points",
+    lines = [f"measured vs paper vs ours ({ours(basis)}): perplexity errors in %, accuracy errors in points",
              "   d'     s  ppl meas         ppl paper          ppl ours  acc meas         acc paper"
              "          acc ours   mc meas          mc paper           mc ours"]
     for h in headline(rows, basis):
@@ -232,7 +237,7 @@ Ours: <b>fisher_semi</b> for interleaved sweeps, <b>fisher</b> for dense-basis s
 Estimates marked "runs sliced model" are not predictions: <b>calibration</b> = exp(sliced loss on the
 calibration windows), <b>cal_ratio</b> = PPL<sub>0</sub>·exp(that loss − dense calibration loss).
 See docs/predictors.md.</p>
-<h2>Measured vs the paper's prediction vs ours (<b>{OURS[settings['basis']]}</b>)</h2>
+<h2>Measured vs the paper's prediction vs ours (<b>{ours(settings['basis'])}</b>)</h2>
 <p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
 (top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>
 {_headline_html(rows, settings['basis']) if rows else ''}

@@ -1,0 +1,422 @@
+"""SliceGPT slicing: fold the norms, rotate every residual site into its PCA basis, keep d_s directions.
+
+Interleaved calibration, layer by layer: layer i's bases come from activations that already went through
+the sliced layers 0..i-1. Activations wait at the layer boundary (on the host when the model is), so only
+one layer at a time needs to be on the compute device.
+
+Exactness: norms keep dividing by the original width D, and RMSNorm models' embeddings are NOT mean-centred
+(the reference implementation centres them, which changes the function); at d_s = D the sliced model
+computes the dense function up to rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from jaxtyping import Float, Int
+from safetensors import safe_open
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..adapters import Adapter, adapter_for
+from ..errors import UsageError
+from ..files import atomic_folder
+from .modeling_sliced import (
+    DimRMSNorm,
+    MapBackNorm,
+    SlicedConfig,
+    SlicedDecoderLayer,
+    SlicedForCausalLM,
+    _resized,
+    _set_module,
+)
+from .nll import next_token_ce
+from .pca import SitePCA, pca, random_rotation, second_moment
+from .replay import layer0_inputs
+from .sites import LayerSites, check_sites, layer_sites
+
+# ----------------------------------------------------------------------------- weight transforms
+
+
+def _assign(lin: nn.Module, weight: Tensor, bias: Tensor | None, like: nn.Module) -> None:
+    dt, dev = like.weight.dtype, like.weight.device
+    lin.weight = nn.Parameter(weight.to(dev, dt).contiguous(), requires_grad=False)
+    if bias is not None:
+        lin.bias = nn.Parameter(bias.to(dev, dt).contiguous(), requires_grad=False)
+
+
+def _fold_reader(lin: nn.Linear, scale: Tensor, basis: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Reader of a normalised residual: absorb the norm's scale, then read in the site's basis."""
+    w = lin.weight.double() * scale.double().to(lin.weight.device)[None, :]
+    return w @ basis.to(w.device), lin.bias
+
+
+def _rotate_writer(lin: nn.Linear, basis: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Writer into the residual: emit coordinates in the site's basis."""
+    b = basis.to(lin.weight.device)
+    return b.T @ lin.weight.double(), None if lin.bias is None else lin.bias.double() @ b
+
+
+# ----------------------------------------------------------------------------- the algorithm
+
+
+@dataclass
+class SliceResult:
+    """The sliced model and what calibration found: per-site PCA, the bases used (D x d_s, float64) and the
+    sliced model's mean next-token loss on the calibration windows (a by-product, not an eval)."""
+
+    model: SlicedForCausalLM
+    dims: list[int]
+    bases: list[Float[Tensor, "d_model d_site"]]
+    pcas: list[SitePCA | None]
+    cal_loss: float
+    settings: dict = field(default_factory=dict)
+
+
+def _pca_of(zs: list[Tensor]) -> SitePCA:
+    h = None
+    for z in zs:
+        m = second_moment(z)
+        h = m if h is None else h + m
+    return pca(h)
+
+
+@dataclass
+class _Run:
+    """What every step of one slicing run needs: devices, dtype, width, epsilon and the basis choice."""
+
+    adapter: Adapter
+    dims: list[int]
+    D: int
+    eps: float
+    tied: bool
+    dev: torch.device  # where the layer being sliced runs
+    home: torch.device  # where the model lives
+    offload: torch.device  # where activations wait between layers
+    dtype: torch.dtype
+    orientation: str
+    seed: int
+
+    def basis(self, p: SitePCA, site: int) -> Tensor:
+        d = self.dims[site]
+        return p.basis(d, random_rotation(d, self.seed + site) if self.orientation == "random" else None)
+
+
+def _check_inputs(model: nn.Module, cal_ids: Tensor, dims: list[int], final_orientation: str) -> None:
+    check_sites(len(dims), model.config.num_hidden_layers)
+    if final_orientation not in ("pca", "random"):
+        raise UsageError(f"final orientation must be pca or random, got {final_orientation!r}")
+    if cal_ids.ndim != 2 or cal_ids.shape[0] < 1:
+        raise UsageError("need at least one calibration window")
+    if cal_ids.numel() < max(dims) and max(dims) < model.config.hidden_size:
+        warnings.warn(f"{cal_ids.numel()} calibration tokens < kept width {max(dims)}: second moments are "
+                      "rank-deficient and directions past their rank are an arbitrary pick", stacklevel=3)
+
+
+def _place(model: nn.Module, run: _Run) -> None:
+    """Everything but the decoder layers goes to the compute device; layers visit it one at a time."""
+    layers = model.get_submodule(run.adapter.layers)
+    parent, _, attr = run.adapter.layers.rpartition(".")
+    setattr(model.get_submodule(parent), attr, nn.ModuleList())
+    model.to(run.dev)
+    setattr(model.get_submodule(parent), attr, layers)
+
+
+def _embed_inputs(model: nn.Module, run: _Run, cal_ids: Tensor, batch_size: int) -> tuple[list, list]:
+    """Site 0's residual (the embeddings) and every layer's keyword arguments, batch by batch, parked."""
+    layers = model.get_submodule(run.adapter.layers)
+    xs, kws = [], []
+    layers[0].to(run.dev)
+    for ids in torch.split(cal_ids, batch_size):
+        h, kw = layer0_inputs(model, run.adapter, ids.to(run.dev))
+        xs.append(h.to(run.offload))
+        kws.append(kw)
+    layers[0].to(run.home)
+    return xs, kws
+
+
+def _rotate(zs: list[Tensor], basis: Tensor, run: _Run) -> list[Tensor]:
+    """Coordinates of parked residuals in a site's basis (parked again)."""
+    return [(z.to(run.dev) @ basis.to(run.dev, run.dtype)).to(run.offload) for z in zs]
+
+
+def _slice_embedding(model: nn.Module, run: _Run, basis: Tensor) -> None:
+    """An untied embedding emits site 0's coordinates directly (a tied one keeps its basis)."""
+    embed = model.get_submodule(run.adapter.embed)
+    w = embed.weight.double() @ basis.to(embed.weight.device)
+    new = nn.Embedding(w.shape[0], w.shape[1], padding_idx=embed.padding_idx, device="meta")
+    _assign(new, w, None, embed)
+    _set_module(model, run.adapter.embed, new)
+
+
+def _slice_layer(
+    layer: nn.Module, ls: LayerSites, run: _Run, cs: list[Tensor], kws: list[dict], b_in: Tensor, last: bool
+) -> tuple[SlicedDecoderLayer, list[Tensor], list[SitePCA | None], list[Tensor]]:
+    """Calibrate and slice one decoder layer on the parked coordinates `cs` of its input site (basis `b_in`):
+    returns the sliced layer, the coordinates at its output site, and the PCAs and bases of its two sites."""
+    a, dims = run.adapter, run.dims
+    layer = layer.to(run.dev)
+    g_attn = layer.get_submodule(a.attn_norm).weight.detach()
+    g_mlp = layer.get_submodule(a.mlp_norm).weight.detach()
+    dense = {p: layer.get_submodule(p) for p in (*a.attn_in, *a.mlp_in, a.attn_out, a.mlp_out)}
+    shape = (dims[ls.inp], dims[ls.mid], dims[ls.out])
+    with torch.device("meta"):
+        _shape_layer(layer, a, shape, run.D, run.eps)
+        new = SlicedDecoderLayer(layer, a.layout(), shape, None)
+    for p in a.attn_in:
+        _assign(new.get_submodule(p), *_fold_reader(dense[p], g_attn, b_in), dense[p])
+    # attention block: its site from activations that went through the sliced layers before
+    _set_module(new, a.attn_out, dense[a.attn_out])
+    zs = [
+        (c.to(run.dev) @ b_in.T.to(run.dev, run.dtype) + new.attn_delta(c.to(run.dev), **_to(kw, run.dev)))
+        .to(run.offload)
+        for c, kw in zip(cs, kws)
+    ]
+    p_mid = _pca_of(zs)
+    b_mid = run.basis(p_mid, ls.mid)
+    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid])
+    cs = _rotate(zs, b_mid, run)
+    # MLP block: its site
+    for p in a.mlp_in:
+        _assign(new.get_submodule(p), *_fold_reader(dense[p], g_mlp, b_mid), dense[p])
+    _set_module(new, a.mlp_out, dense[a.mlp_out])
+    zs = [(c.to(run.dev) @ b_mid.T.to(run.dev, run.dtype) + new.mlp_delta(c.to(run.dev))).to(run.offload)
+          for c in cs]
+    if last and run.tied and dims[ls.out] == run.D:
+        p_out = None  # full-width last site in the original basis: no map back needed
+        b_out = torch.eye(run.D, dtype=torch.float64)
+    else:
+        p_out = _pca_of(zs)
+        b_out = run.basis(p_out, ls.out)
+    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out])
+    cs = _rotate(zs, b_out, run)
+    return new, cs, [p_mid, p_out], [b_mid, b_out]
+
+
+def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Tensor, shortcut: nn.Module,
+                 b_in: Tensor, d_out: int) -> None:
+    """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's."""
+    with torch.device("meta"):
+        _set_module(new, path, _resized(dense, d_out=d_out))
+    _assign(new.get_submodule(path), *_rotate_writer(dense, b_out), dense)
+    _assign(shortcut, b_out.T @ b_in, None, dense)
+
+
+def _slice_head(
+    model: nn.Module, run: _Run, head_w: Tensor, last_basis: Tensor, last_pca: SitePCA | None
+) -> None:
+    """Final norm and LM head. Tied: a norm that maps the last site back to D before the shared head;
+    untied: the head reads the last site's coordinates, the norm's scale folded in."""
+    a = run.adapter
+    g_final = model.get_submodule(a.final_norm).weight.detach()
+    if run.tied:
+        norm = MapBackNorm(run.D, run.eps, run.dims[-1]).to(run.home, run.dtype)
+        norm.weight.copy_(g_final)
+        if run.dims[-1] == run.D and last_pca is None:
+            norm.output_map.weight.copy_(torch.eye(run.D))
+        else:
+            norm.output_map.weight.copy_(last_basis)
+        _set_module(model, a.final_norm, norm)
+        return
+    like = model.get_submodule(a.final_norm)
+    _set_module(model, a.final_norm, DimRMSNorm(run.D, run.eps))
+    head = nn.Linear(run.dims[-1], head_w.shape[0], bias=False, device="meta")
+    w = (head_w.double() * g_final.double().to(head_w.device)[None, :]) @ last_basis.to(head_w.device)
+    _assign(head, w, None, like if hasattr(like, "weight") else model.get_submodule(a.embed))
+    _set_module(model, a.lm_head, head.to(run.home))
+
+
+def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
+    """Move the transformed modules into a `SlicedForCausalLM` (the class exports load with)."""
+    a = run.adapter
+    cfg = sliced_config(model, a, run.dims, run.tied, settings)
+    cfg.dtype = run.dtype
+    with torch.device("meta"):
+        sliced = SlicedForCausalLM(cfg)
+    sd = model.state_dict()
+    if run.tied:
+        sd.pop(a.lm_head + ".weight", None)
+    missing, unexpected = sliced.load_state_dict(sd, assign=True, strict=False)
+    if unexpected or [k for k in missing if not (run.tied and k == a.lm_head + ".weight")]:
+        raise RuntimeError(f"sliced state dict mismatch: missing {missing}, unexpected {unexpected}")
+    for name, buf in model.named_buffers():  # non-persistent buffers (rotary frequencies) are not in sd
+        if sliced.get_buffer(name).is_meta:
+            mod, _, bname = name.rpartition(".")
+            sliced.get_submodule(mod).register_buffer(bname, buf, persistent=False)
+    if run.tied:
+        sliced.lm_head.weight = sliced.get_input_embeddings().weight
+    return sliced.to(run.home).eval()
+
+
+def sliced_config(
+    model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict
+) -> SlicedConfig:
+    """The config of a sliced model: the base config, the site widths, the adapter's layout and, per decoder
+    layer, the sites it reads and writes (so the exported modeling file never numbers sites itself)."""
+    cfg = model.config.to_dict()
+    base_type = cfg.pop("model_type")
+    for k in ("architectures", "auto_map", "tie_word_embeddings"):
+        cfg.pop(k, None)
+    layers = [[ls.inp, ls.mid, ls.out] for ls in layer_sites(model.config.num_hidden_layers)]
+    return SlicedConfig(
+        base_model_type=base_type,
+        slicing={"site_dims": dims, "tied": tied, "layout": adapter.layout(), "layer_sites": layers,
+                 **settings},
+        tie_word_embeddings=tied,
+        architectures=["SlicedForCausalLM"],
+        auto_map={
+            "AutoConfig": "modeling_sliced.SlicedConfig",
+            "AutoModelForCausalLM": "modeling_sliced.SlicedForCausalLM",
+        },
+        **cfg,
+    )
+
+
+@torch.no_grad()
+def slice_model(
+    model: nn.Module,
+    cal_ids: Int[Tensor, "n pos"],
+    dims: list[int],
+    *,
+    untie_head: bool = False,
+    final_orientation: str = "pca",
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    inplace: bool = False,
+    progress: bool = True,
+) -> SliceResult:
+    """Calibrate (interleaved PCA) and slice `model` to the per-site widths `dims`.
+
+    A tied embedding/head stays tied (the embedding keeps its basis, a D x d_0 map follows the lookup and a
+    d_L x D map precedes the final norm) unless `untie_head`. `inplace=True` consumes `model` layer by layer
+    (less host memory); otherwise a copy is sliced.
+    """
+    _check_inputs(model, cal_ids, dims, final_orientation)
+    adapter, cfg = adapter_for(model), model.config
+    model = model if inplace else copy.deepcopy(model)
+    model.eval()
+    home = next(model.parameters()).device
+    dev = torch.device(device) if device is not None else home
+    run = _Run(adapter=adapter, dims=list(dims), D=cfg.hidden_size, eps=getattr(cfg, adapter.norm_eps),
+               tied=bool(getattr(cfg, "tie_word_embeddings", False)) and not untie_head, dev=dev, home=home,
+               offload=home if home.type == "cpu" else dev, dtype=next(model.parameters()).dtype,
+               orientation=final_orientation, seed=seed)
+    settings = {"final_orientation": final_orientation, "seed": seed, "cal_windows": int(cal_ids.shape[0]),
+                "cal_seqlen": int(cal_ids.shape[1])}
+
+    _place(model, run)
+    xs, kws = _embed_inputs(model, run, cal_ids, batch_size)
+    pcas: list[SitePCA | None] = [_pca_of(xs)]
+    bases = [run.basis(pcas[0], 0)]
+    cs = _rotate(xs, bases[0], run)
+    head_w = model.get_submodule(adapter.lm_head).weight.detach().clone()  # may share storage with embed
+    if not run.tied:
+        _slice_embedding(model, run, bases[0])
+
+    layers = model.get_submodule(adapter.layers)
+    L = cfg.num_hidden_layers
+    for ls in tqdm(layer_sites(L), desc="calibrate+slice", disable=not progress):
+        new, cs, ps, bs = _slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
+        pcas += ps
+        bases += bs
+        if run.tied and ls.layer == 0:
+            new.input_map = nn.Linear(run.D, dims[0], bias=False, device="meta")
+            _assign(new.input_map, bases[0].T, None, new.attn_shortcut)
+        layers[ls.layer] = new.to(home)
+
+    _slice_head(model, run, head_w, bases[-1], pcas[-1])
+    sliced = _assemble(model, run, settings)
+    return SliceResult(model=sliced, dims=list(dims), bases=[b.cpu() for b in bases], pcas=pcas,
+                       cal_loss=_cal_loss(sliced, adapter, cs, cal_ids), settings=settings)
+
+
+def _to(kw: dict, dev: torch.device) -> dict:
+    def move(v):
+        if isinstance(v, Tensor):
+            return v.to(dev)
+        if isinstance(v, tuple):
+            return tuple(move(x) for x in v)
+        return v
+
+    return {k: move(v) for k, v in kw.items()}
+
+
+def _shape_layer(layer: nn.Module, adapter: Adapter, shape: tuple[int, int, int], D: int, eps: float) -> None:
+    """Replace the layer's norms by weightless D-norms and its readers by empty (meta) resized maps."""
+    d_in, d_mid, _ = shape
+    for p in adapter.attn_in:
+        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_in))
+    for p in adapter.mlp_in:
+        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_mid))
+    _set_module(layer, adapter.attn_norm, DimRMSNorm(D, eps))
+    _set_module(layer, adapter.mlp_norm, DimRMSNorm(D, eps))
+
+
+@torch.no_grad()
+def _cal_loss(sliced: nn.Module, adapter: Adapter, cs: list[Tensor], cal_ids: Tensor) -> float:
+    """Mean next-token loss of the sliced model on the calibration windows, from the last site's values."""
+    norm, head = sliced.get_submodule(adapter.final_norm), sliced.get_submodule(adapter.lm_head)
+    dev = next(head.parameters()).device
+    total, count = 0.0, 0
+    for c, ids in zip(cs, torch.split(cal_ids, cs[0].shape[0])):
+        ce = next_token_ce(head(norm(c.to(dev))), ids.to(dev))
+        total += ce.double().sum().item()
+        count += ce.numel()
+    return total / count
+
+
+# ----------------------------------------------------------------------------- size, save, load
+
+
+MODELING_FILE = Path(__file__).with_name("modeling_sliced.py")
+
+
+def save_sliced(
+    model: SlicedForCausalLM, folder: str | Path, tokenizer=None, overwrite: bool = False
+) -> Path:
+    """safetensors + config (dims, settings, layout) + the self-contained modeling file, written to a temp
+    folder and renamed into place, so a failure leaves nothing half-written."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise UsageError(f"output folder {folder} exists (use --overwrite)")
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        shutil.copy(MODELING_FILE, tmp / "modeling_sliced.py")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / "slicing.json").write_text(json.dumps(model.config.slicing, indent=1))
+
+    return atomic_folder(folder, write, replace=True)
+
+
+def load_sliced(
+    folder: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> SlicedForCausalLM:
+    """Load a saved sliced model (no slicing flags needed); wrong weight shapes give a clear UsageError."""
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise UsageError(f"{folder} is not a saved sliced model (no config.json)")
+    cfg = SlicedConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        skeleton = SlicedForCausalLM(cfg)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(f, "pt") as st:
+            for k in st.keys():
+                shape = tuple(st.get_slice(k).get_shape())
+                if k in expected and expected[k] != shape:
+                    raise UsageError(
+                        f"{folder}: weight {k} has shape {shape} but the config's site widths "
+                        f"imply {expected[k]}"
+                    )
+    model = SlicedForCausalLM.from_pretrained(folder, dtype=dtype or cfg.dtype)
+    return model.to(device).eval()

@@ -1,0 +1,128 @@
+"""The predictor registry: a predictor is one function and one `register_predictor` call.
+
+Every consumer — `predict_point`, the sweep's columns, `slicedim predict`, the report and the widgets —
+iterates `predictors()`, so a new predictor needs no other edit. A predictor sees only what the dense model
+gives (`DenseMetrics`, and the dense-only `FisherTables` if it asks for them); it never runs a sliced or
+projected model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import UsageError
+
+
+@dataclass
+class DenseMetrics:
+    """What the predictors know of the dense model: its measured eval PPL and top-1 accuracy, its
+    multiple-choice accuracy and that task's chance level (None if not measured), the width D, and its loss
+    on the calibration windows."""
+
+    ppl: float
+    acc: float
+    hidden: int
+    mc_acc: float | None = None
+    cal_nll: float | None = None
+    mc_chance: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """One predictor's answer at one width: perplexity, next-token and multiple-choice accuracy, and the
+    predicted loss increase in nats (None for predictors that do not model the loss)."""
+
+    ppl: float
+    acc: float
+    mc_acc: float | None = None
+    dloss: float | None = None
+
+
+PredictFn = Callable[[DenseMetrics, int, Any], "Prediction | None"]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A registered predictor. `fn(dense, dim, tables)` returns its `Prediction` at kept width `dim`, or None
+    where it has no answer (e.g. a width its tables were not built for). `needs_tables`: it reads the
+    Fisher tables (skipped when there are none). `shown`: drawn when a figure opens (others wait in the
+    legend). `ours_for`: the sweep bases for which it is the headline predictor."""
+
+    name: str
+    fn: PredictFn
+    summary: str
+    needs_tables: bool = True
+    shown: bool = False
+    ours_for: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, Predictor] = {}
+
+
+def register_predictor(predictor: Predictor) -> Predictor:
+    """Add a predictor (names are unique)."""
+    if predictor.name in _REGISTRY:
+        raise ValueError(f"predictor {predictor.name!r} is already registered")
+    _REGISTRY[predictor.name] = predictor
+    return predictor
+
+
+def get_predictor(name: str) -> Predictor:
+    if name not in _REGISTRY:
+        raise UsageError(f"unknown predictor {name!r}; choose one of: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def predictors() -> list[Predictor]:
+    """Every registered predictor, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def predictor_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def shown_names() -> list[str]:
+    """The predictors a figure draws when it opens."""
+    return [p.name for p in _REGISTRY.values() if p.shown]
+
+
+def ours(basis: str) -> str:
+    """The headline predictor of a sweep in `basis` (interleaved or dense)."""
+    for p in _REGISTRY.values():
+        if basis in p.ours_for:
+            return p.name
+    raise UsageError(f"no headline predictor for basis {basis!r}")
+
+
+# ----------------------------------------------------------------------------- accuracy from perplexity
+
+
+def coupled_acc(acc0: float, ppl0: float, ppl: float) -> float:
+    """The paper's accuracy–perplexity coupling applied to any predicted PPL: acc_0^(ln PPL / ln PPL_0)."""
+    return acc0 ** (math.log(ppl) / math.log(ppl0))
+
+
+def scaled_mc_acc(mc0: float, chance: float, acc0: float, acc: float) -> float:
+    """Multiple-choice accuracy whose part above chance shrinks like next-token accuracy:
+    chance + (mc_0 − chance) · acc / acc_0 (mc_0 when the dense model never predicts a token right)."""
+    return chance + (mc0 - chance) * acc / acc0 if acc0 > 0 else mc0
+
+
+def from_dloss(dense: DenseMetrics, dl: float) -> Prediction:
+    """A predicted loss increase turned into every metric: PPL = PPL_0 · exp(ΔL), next-token accuracy by the
+    paper's coupling, multiple-choice accuracy by `scaled_mc_acc` (by the coupling if chance is unknown)."""
+    ppl = dense.ppl * math.exp(dl)
+    acc = coupled_acc(dense.acc, dense.ppl, ppl)
+    mc = None
+    if dense.mc_acc is not None and dense.mc_chance is not None:
+        mc = scaled_mc_acc(dense.mc_acc, dense.mc_chance, dense.acc, acc)
+    elif dense.mc_acc is not None:
+        mc = coupled_acc(dense.mc_acc, dense.ppl, ppl)
+    return Prediction(ppl=ppl, acc=acc, mc_acc=mc, dloss=dl)

@@ -1,0 +1,58 @@
+"""The names every table, file and figure shares: bases, metrics, estimators and column names.
+
+A sweep's `results.csv`, `slicedim predict --json`, the report and the widgets all build and read their
+column names here, so a predictor registered in `predict/registry.py` shows up everywhere with no other edit.
+
+Columns of a results row, for a predictor `p` and an estimator `e`:
+- `{metric}_measured`, `{metric}_pred_{p}` for metric in ppl | acc | mc_acc;
+- `ppl_err_{p}`: signed % error of the predicted perplexity against the measured one;
+- `dloss_pred_{p}`: predicted increase of the mean next-token loss (nats), `dloss_measured`;
+- `ppl_est_{e}`, `ppl_err_est_{e}`: estimators, which run the sliced model (never predictions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+BASES = ("interleaved", "dense")  # interleaved: SliceGPT's calibration; dense: the dense model's PCA
+METRICS = ("ppl", "acc", "mc_acc")  # perplexity, next-token top-1, multiple-choice accuracy
+ESTIMATORS = ("calibration", "cal_ratio")
+
+
+def measured(metric: str) -> str:
+    return f"{metric}_measured"
+
+
+def pred(metric: str, predictor: str) -> str:
+    return f"{metric}_pred_{predictor}"
+
+
+def err(predictor: str) -> str:
+    return f"ppl_err_{predictor}"
+
+
+def dloss(predictor: str) -> str:
+    return f"dloss_pred_{predictor}"
+
+
+def est(estimator: str) -> str:
+    return f"ppl_est_{estimator}"
+
+
+def est_err(estimator: str) -> str:
+    return f"ppl_err_est_{estimator}"
+
+
+PREDICTION_PREFIXES = tuple(f"{m}_pred_" for m in METRICS) + ("dloss_pred_", "ppl_err_")
+
+
+def is_derived(column: str) -> bool:
+    """Whether a column is computed from measured values and the predictors (a prediction, an error), so it
+    is dropped and recomputed whenever the predictors change."""
+    return column.startswith(PREDICTION_PREFIXES)
+
+
+def predictors_in(columns: Iterable[str], metric: str = "ppl") -> list[str]:
+    """The predictors that have a `{metric}_pred_*` column among `columns`, in order of appearance."""
+    prefix = f"{metric}_pred_"
+    return [c[len(prefix):] for c in columns if c.startswith(prefix)]

@@ -1,0 +1,97 @@
+"""A sweep folder on disk: its settings check (resume, refuse or wipe) and its rows.
+
+`DIR` holds
+- `settings.json`: every setting that changes a number (model, corpus, basis, calibration/eval sizes, tasks,
+  seeds) and its fingerprint. A sweep into a DIR with other settings is refused (or, with `fresh=True`,
+  the old results are discarded) — rows are never silently reused. The list of points is not a setting:
+  adding points to a finished sweep measures only the new ones.
+- `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy), computed once.
+- `fisher.pt`: the Fisher-increment tables (dense-only, all d' at once), computed once.
+- `results.csv` / `results.json`: one row per finished point, rewritten atomically after each point, so an
+  interrupted sweep resumes at the first unfinished point without duplicates.
+- `report.html`: the plotly report (`viz.report.write_report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from .. import schema
+from ..errors import UsageError
+from ..files import atomic_file, write_json
+from ..predict.registry import predictor_names, predictors
+from ..schema import ESTIMATORS
+from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, SweepConfig
+
+RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "report.html", "settings.json")
+
+
+def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> None:
+    """Create DIR or check that it holds a sweep with the same settings (then it resumes); one with other
+    settings is refused, or wiped with `fresh`.
+    If only prediction settings changed, the measured rows are kept and the Fisher tables are dropped (the
+    predictions of every row are recomputed from the new tables)."""
+    out.mkdir(parents=True, exist_ok=True)
+    sfile = out / "settings.json"
+    if sfile.exists():
+        old = json.loads(sfile.read_text())
+        was = old.get("format", 1)
+        if old.get("fingerprint") != cfg.fingerprint() or was != SWEEP_FORMAT:
+            changed = sorted(k for k, v in asdict(cfg).items() if old.get("settings", {}).get(k) != v)
+            if was != SWEEP_FORMAT:
+                changed = [f"made by an older slicedim-lab: format {was}, now {SWEEP_FORMAT}"]
+            if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
+                log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
+                    "predictions recomputed")
+                for name in ("fisher.pt", "report.html"):
+                    (out / name).unlink(missing_ok=True)
+            elif not fresh:
+                what = ", ".join(changed) or "?"
+                raise UsageError(f"{out} holds a sweep with other settings (changed: {what}); "
+                                 "use --fresh to discard its results, or another --out")
+            else:
+                for name in RESULT_FILES:
+                    (out / name).unlink(missing_ok=True)
+    elif any((out / n).exists() for n in RESULT_FILES):
+        if not fresh:
+            raise UsageError(f"{out} holds results without settings.json; use --fresh or another --out")
+        for name in RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+    write_json(sfile, {"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT, "settings": asdict(cfg)})
+
+
+def read_rows(out: Path) -> list[dict]:
+    """The finished rows of DIR/results.json (numbers as numbers), [] if none."""
+    f = out / "results.json"
+    return json.loads(f.read_text())["rows"] if f.exists() else []
+
+
+def write_rows(out: Path, rows: list[dict], columns: list[str]) -> None:
+    """results.csv and results.json, each replaced atomically."""
+    rows = sorted(rows, key=lambda r: -r["dim"])
+    with atomic_file(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    write_json(out / "results.json", {"columns": columns, "rows": rows})
+
+
+def columns(cfg: SweepConfig) -> list[str]:
+    """The CSV columns of a sweep with these settings (every registered predictor, `schema` names)."""
+    names = predictor_names()
+    cols = ["dim", "sparsity", "params", schema.measured("ppl")]
+    for p in names:
+        cols += [schema.pred("ppl", p), schema.err(p)]
+    cols += [schema.est(e) for e in ESTIMATORS] + [schema.est_err(e) for e in ESTIMATORS]
+    cols += [schema.measured("acc")] + [schema.pred("acc", p) for p in names]
+    if "corpus-mc" in cfg.tasks:
+        cols += [schema.measured("mc_acc"), "mc_acc_norm_measured"]
+        cols += [schema.pred("mc_acc", p) for p in names]
+    cols += [f"task_{t}_{m}" for t in cfg.tasks if t != "corpus-mc" for m in ("acc", "acc_norm")]
+    cols += [schema.dloss(p.name) for p in predictors() if p.needs_tables]
+    cols += ["dloss_measured", "energy_discarded_mean", "cal_loss", "seconds"]
+    return cols

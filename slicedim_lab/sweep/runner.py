@@ -1,0 +1,352 @@
+"""One sweep runner: the dense state of a sweep folder once, then any width measured for real or predicted.
+
+`SweepRunner` is what `slicedim sweep` (`run_sweep`), `slicedim predict` (`predict_only`) and the
+notebook's live bench all use: it loads the model and the windows, computes (or reads back from the folder)
+the dense metrics and the Fisher tables, measures one kept width (`measure`: interleaved SliceGPT slicing,
+or the dense model projected on its dense bases) and predicts any width from the dense state alone
+(`predictions`: no sliced or projected model anywhere). The folder format is `sweep/folder.py`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .. import schema
+from ..adapters import adapter_for
+from ..core.modeling_sliced import SlicedForCausalLM
+from ..core.pca import SitePCA
+from ..core.replay import ProjectedModel, dense_bases, dense_pcas
+from ..core.sites import n_sites
+from ..core.size import count_params
+from ..core.slicing import slice_model, sliced_config
+from ..core.widths import site_dims
+from ..eval.mcq import build_corpus_mc, lm_eval_tasks, score
+from ..eval.metrics import evaluate
+from ..files import write_json
+from ..load.corpus import load_windows, spread
+from ..load.models import LoadedModel, keep_first_layers, load_model
+from ..predict import predict, predict_point
+from ..predict.fisher import FisherTables, fisher_tables
+from ..predict.registry import DenseMetrics, predictor_names
+from ..schema import ESTIMATORS
+from ..viz.report import write_report
+from .config import SweepConfig, parse_points
+from .folder import columns, prepare_dir, read_rows, write_rows
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- inputs and measuring
+
+
+@dataclass
+class Inputs:
+    """Model, tokenizer and the windows/items a sweep or prediction works on."""
+
+    model: nn.Module
+    tokenizer: object
+    cal_ids: Tensor
+    eval_ids: Tensor
+    mc_items: object | None
+    grad_ids: Tensor  # windows of the Fisher gradient pass
+    grad_heldout: bool  # whether they are disjoint from cal_ids
+
+
+def load_inputs(cfg: SweepConfig, lm: LoadedModel | None = None, device: str = "auto") -> Inputs:
+    """The model (unless `lm` is given), the calibration, gradient and eval windows and the MC items."""
+    lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
+    n_grad = cfg.grad_windows or cfg.cal_samples
+    every = load_windows(lm.tokenizer, cfg.corpus, "calibration", cfg.cal_seqlen)
+    # the PCA's windows are spread over the split (as `load_windows(..., cal_samples)` picks them); the
+    # held-out gradient windows are spread over the rest (in-sample if there is no rest)
+    picked = spread(every.shape[0], cfg.cal_samples)
+    taken = set(picked)
+    rest = [i for i in range(every.shape[0]) if i not in taken]
+    cal = every[picked]
+    heldout = cfg.grad_heldout and len(rest) > 0
+    grad = every[[rest[i] for i in spread(len(rest), n_grad)]] if heldout else cal[:n_grad]
+    ev = load_windows(lm.tokenizer, cfg.corpus, "eval", cfg.eval_seqlen, cfg.max_eval_windows)
+    items = None
+    if "corpus-mc" in cfg.tasks:
+        items = build_corpus_mc(lm.tokenizer, cfg.corpus, "eval", n_items=cfg.mc_items,
+                                n_choices=cfg.mc_choices, context_len=cfg.mc_context, cont_len=cfg.mc_cont,
+                                seed=cfg.seed)
+    return Inputs(lm.model, lm.tokenizer, cal, ev, items, grad, heldout)
+
+
+def measure(model: nn.Module, inp: Inputs, cfg: SweepConfig, batch_size: int, progress: bool) -> dict:
+    """Measured metrics of one model (dense, sliced or projected): ppl, top-1 acc, nll, MC acc, lm-eval."""
+    res = evaluate(model, inp.eval_ids, batch_size=batch_size, progress=progress)
+    out = {"ppl": res.ppl, "acc": res.accuracy, "nll": res.nll, "eval_tokens": res.tokens}
+    if inp.mc_items is not None:
+        mc = score(model, inp.mc_items, batch_size=batch_size, progress=progress)
+        out.update(mc_acc=mc.acc, mc_acc_norm=mc.acc_norm, mc_chance=mc.chance, mc_items=mc.items)
+    harness = [t for t in cfg.tasks if t != "corpus-mc"]
+    if harness:
+        for t, ms in lm_eval_tasks(model, inp.tokenizer, harness, batch_size).items():
+            out.update({f"task_{t}_{m}": v for m, v in ms.items()})
+    return out
+
+
+def sliced_params(model: nn.Module, dims: list[int]) -> int:
+    """Parameter count of the model sliced to `dims` (built on the meta device, no weights)."""
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    cfg = sliced_config(model, adapter_for(model), dims, tied, {})
+    with torch.device("meta"):
+        return count_params(SlicedForCausalLM(cfg))
+
+
+def dense_metrics(raw: dict, hidden: int) -> DenseMetrics:
+    """DenseMetrics from a sweep's dense.json."""
+    return DenseMetrics(ppl=raw["ppl"], acc=raw["acc"], hidden=hidden, mc_acc=raw.get("mc_acc"),
+                        cal_nll=raw.get("cal_nll"), mc_chance=raw.get("mc_chance"))
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dict:
+    """(Re)compute a row's predictions, estimates and errors from its measured values, so that rows measured
+    earlier always carry the current predictors' numbers (measured columns are never touched)."""
+    dim, ppl = row["dim"], row[schema.measured("ppl")]
+    for k in [k for k in row if schema.is_derived(k)]:
+        del row[k]
+    row.update(predict_point(dense, dim, tables))
+    if row.get("cal_loss") is not None:
+        row[schema.est("calibration")] = math.exp(row["cal_loss"])
+        row[schema.est("cal_ratio")] = dense.ppl * math.exp(row["cal_loss"] - dense.cal_nll)
+    for p in predictor_names():  # some predictors answer only at some widths (semi-interleaved tables)
+        if row.get(schema.pred("ppl", p)) is not None:
+            row[schema.err(p)] = 100 * (row[schema.pred("ppl", p)] / ppl - 1)
+    for e in ESTIMATORS:
+        if row.get(schema.est(e)) is not None:
+            row[schema.est_err(e)] = 100 * (row[schema.est(e)] / ppl - 1)
+    row["dloss_measured"] = math.log(ppl / dense.ppl)
+    charged = tables.energy[:-1] if not tables.settings.get("slice_head") else tables.energy
+    row["energy_discarded_mean"] = 1 - charged[:, dim].mean().item()
+    return row
+
+
+def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables: FisherTables,
+             params: int, cal_loss: float | None, seconds: float) -> dict:
+    """One results row: measured values, every prediction and estimate, signed % errors."""
+    row = {"dim": dim, "sparsity": sparsity, "params": params, schema.measured("ppl"): meas["ppl"],
+           schema.measured("acc"): meas["acc"], schema.measured("mc_acc"): meas.get("mc_acc"),
+           "mc_acc_norm_measured": meas.get("mc_acc_norm"),
+           **{k: v for k, v in meas.items() if k.startswith("task_")}, "seconds": seconds}
+    if cal_loss is not None:
+        row["cal_loss"] = cal_loss
+    return add_predictions(row, dense, tables)
+
+
+def point_line(row: dict) -> str:
+    """One log line for a finished point: measured perplexity and every prediction with its error."""
+    preds = "  ".join(f"{p} {row[schema.pred('ppl', p)]:.3f} ({row[schema.err(p)]:+.1f}%)"
+                      for p in predictor_names() if row.get(schema.err(p)) is not None)
+    return (f"d'={row['dim']:4d} s={row['sparsity']:.2f}  ppl {row[schema.measured('ppl')]:.3f}  {preds}"
+            f"  [{row['seconds']:.0f}s]")
+
+
+# ----------------------------------------------------------------------------- the runner
+
+
+class SweepRunner:
+    """A sweep (or a prediction) over one model and corpus, backed by a sweep folder `out` (None: nothing is
+    stored, for predictions without a cache).
+
+    On construction: the settings are checked against the folder (resume, refuse, or wipe with `fresh`),
+    the inputs are loaded, and the dense state — dense metrics and Fisher tables, with the semi-interleaved
+    tables at `semi_dims` — is computed or read back. `max_layers` keeps only the first decoder layers (smoke
+    runs); the model name in the settings records it, so such a folder never mixes with the whole model's."""
+
+    def __init__(self, cfg: SweepConfig, out: str | Path | None, *, lm: LoadedModel | None = None,
+                 device: str = "auto", batch_size: int = 4, fresh: bool = False, progress: bool = True,
+                 max_layers: int | None = None, semi_dims: list[int] | None = None, log: Log = print):
+        cfg.check()
+        if max_layers is not None:  # a shallower model is another model: its name (and fingerprint) says so
+            lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
+            if max_layers < lm.model.config.num_hidden_layers:
+                keep_first_layers(lm.model, max_layers)
+                cfg = replace(cfg, model=f"{cfg.model}#first-{max_layers}-layers")
+        self.cfg, self.batch_size, self.progress, self.log = cfg, batch_size, progress, log
+        self.out = Path(out) if out is not None else None
+        if self.out is not None:
+            prepare_dir(self.out, cfg, fresh, log=log)
+        self.inp = load_inputs(cfg, lm, device)
+        model = self.inp.model
+        self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers
+        self.rows: list[dict] = read_rows(self.out) if self.out is not None else []
+        self.pcas: list[SitePCA] | None = None
+        if cfg.basis == "dense":
+            self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress)
+        self.dense_raw: dict = {}
+        self.tables: FisherTables | None = None
+        self.dense: DenseMetrics | None = None
+        if semi_dims is not None:  # otherwise the dense state is made on first use, with the widths it needs
+            self.ensure_semi(semi_dims)
+
+    # -- the dense state
+
+    def _dense_state(self, semi_dims: list[int]) -> None:
+        """Dense metrics and Fisher tables, from the folder when present (written there when there is one);
+        cached tables that lack a requested semi-interleaved width are recomputed."""
+        cfg, inp, out, D = self.cfg, self.inp, self.out, self.hidden
+        dfile = out / "dense.json" if out else None
+        if not self.dense_raw:
+            if dfile is not None and dfile.exists():
+                self.dense_raw = json.loads(dfile.read_text())
+            else:
+                t0 = time.perf_counter()
+                self.dense_raw = measure(inp.model, inp, cfg, self.batch_size, self.progress)
+                self.dense_raw["seconds"] = time.perf_counter() - t0
+                self.dense_raw["params"] = count_params(inp.model)
+        tfile = out / "fisher.pt" if out else None
+        want = sorted({d for d in semi_dims if d < D})
+        tables = self.tables or (FisherTables.load(tfile) if tfile is not None and tfile.exists() else None)
+        if tables is not None and not set(want) <= set(tables.semi_dims):
+            missing = sorted(set(want) - set(tables.semi_dims))
+            self.log(f"recomputing the Fisher tables for the semi-interleaved widths {missing}")
+            want = sorted(set(want) | set(tables.semi_dims))
+            tables = None
+        if tables is None:
+            if cfg.grad_heldout and not inp.grad_heldout:
+                self.log(f"note: the calibration split has no windows besides the {inp.cal_ids.shape[0]} of "
+                         "the PCA; Fisher gradients are taken in-sample (predictions tend to be optimistic)")
+            tables = fisher_tables(inp.model, inp.cal_ids, slice_head=cfg.slice_head, seed=cfg.seed,
+                                   batch_size=2, pcas=self.pcas, semi_dims=want, grad_ids=inp.grad_ids,
+                                   progress=self.progress)
+            tables.settings["grad_heldout"] = inp.grad_heldout
+            if tfile is not None:
+                tables.save(tfile)
+        self.tables = tables
+        self.dense_raw["cal_nll"] = tables.cal_nll
+        if dfile is not None and not dfile.exists():
+            write_json(dfile, self.dense_raw)
+        self.dense = dense_metrics(self.dense_raw, D)
+
+    def ensure_semi(self, dims: list[int]) -> None:
+        """Make the dense state if there is none yet, with the semi-interleaved predictors at `dims` and at
+        every measured width (dense-only work, done before anything sliced runs)."""
+        want = {d for d in [*dims, *self.measured()] if d < self.hidden}
+        if self.tables is None or not want <= set(self.tables.semi_dims):
+            self._dense_state(sorted(want | set(self.tables.semi_dims if self.tables is not None else [])))
+
+    # -- points
+
+    def points(self, sparsities: list[float] | None = None, dims: list[int] | None = None) -> list[tuple]:
+        """(d', sparsity) pairs of a request, as `parse_points` reads it."""
+        return parse_points(self.hidden, sparsities, dims, self.cfg.round_interval)
+
+    def measured(self) -> dict[int, dict]:
+        return {int(r["dim"]): r for r in self.rows}
+
+    def _measure_model(self, dim: int) -> tuple[dict, int, float | None]:
+        """(metrics, parameter count, sliced loss on the calibration windows or None) at one kept width."""
+        cfg, inp, model = self.cfg, self.inp, self.inp.model
+        if dim == self.hidden and not cfg.slice_head:
+            return self.dense_raw, self.dense_raw["params"], self.dense_raw.get("cal_nll")
+        sd = site_dims(self.n_layers, self.hidden, dim=dim, slice_head=cfg.slice_head)
+        if cfg.basis == "interleaved":
+            res = slice_model(model, inp.cal_ids, sd, batch_size=self.batch_size, progress=self.progress)
+            return (measure(res.model, inp, cfg, self.batch_size, self.progress), count_params(res.model),
+                    res.cal_loss)
+        projected = ProjectedModel(model, dense_bases(self.pcas, sd))
+        return measure(projected, inp, cfg, self.batch_size, self.progress), sliced_params(model, sd), None
+
+    def measure(self, dim: int, sparsity: float | None = None) -> dict:
+        """Slice (or project) to `dim`, measure, and store the row with every prediction and its error."""
+        t0 = time.perf_counter()
+        self.ensure_semi([dim])
+        meas, params, cal_loss = self._measure_model(dim)
+        sparsity = 1 - dim / self.hidden if sparsity is None else sparsity
+        seconds = time.perf_counter() - t0
+        row = make_row(dim, sparsity, meas, self.dense, self.tables, params, cal_loss, seconds)
+        self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
+        if self.out is not None:
+            write_rows(self.out, self.rows, columns(self.cfg))
+        return row
+
+    def run(self, points: list[tuple[int, float]], report: bool = True) -> list[dict]:
+        """Measure every point not measured yet (resuming), refresh every row's predictions, render the
+        report; returns all rows, widest first."""
+        self.ensure_semi([d for d, _ in points])
+        done = set(self.measured())
+        todo = [(d, s) for d, s in points if d not in done]
+        if done:
+            self.log(f"resuming {self.out}: {len(done)} point(s) already measured, {len(todo)} to go")
+        for d, s in tqdm(todo, desc="sweep", disable=not self.progress):
+            self.log(point_line(self.measure(d, s)))
+        self.rows = [add_predictions(r, self.dense, self.tables) for r in self.rows]
+        if self.out is not None:
+            write_rows(self.out, self.rows, columns(self.cfg))
+            if report:
+                self.log(f"report: {write_report(self.out)}")
+        return sorted(self.rows, key=lambda r: -r["dim"])
+
+    def predictions(self, points: list[tuple[int, float]]) -> list[dict]:
+        """Every predictor at every point, from the dense state alone (nothing sliced or projected)."""
+        self.ensure_semi([d for d, _ in points])
+        rows = predict(self.dense, [d for d, _ in points], self.tables)
+        for r, (_, s) in zip(rows, points):
+            r["sparsity"] = s
+        return rows
+
+
+# ----------------------------------------------------------------------------- the commands
+
+
+def refresh_predictions(out: str | Path) -> list[dict]:
+    """Recompute every row's predictions in DIR with the current predictor code; rewrite results.csv/json."""
+    out = Path(out)
+    rows = read_rows(out)
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    tables = FisherTables.load(out / "fisher.pt")
+    dense = dense_metrics(json.loads((out / "dense.json").read_text()), tables.hidden)
+    for r in rows:
+        if r.get("cal_loss") is None and r.get(schema.est("calibration")):
+            r["cal_loss"] = math.log(r[schema.est("calibration")])
+        add_predictions(r, dense, tables)
+    write_rows(out, rows, columns(SweepConfig(**settings)))
+    return sorted(rows, key=lambda r: -r["dim"])
+
+
+def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | None = None,
+              dims: list[int] | None = None, fresh: bool = False, batch_size: int = 4, device: str = "auto",
+              lm: LoadedModel | None = None, progress: bool = True, report: bool = True,
+              log: Log = print) -> list[dict]:
+    """Run (or resume) a sweep into `out`; returns all rows (see `sweep/folder.py` for the files)."""
+    runner = SweepRunner(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh,
+                         progress=progress, log=log)
+    return runner.run(runner.points(sparsities, dims), report=report)
+
+
+def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dims: list[int] | None = None,
+                 cache: str | Path | None = None, batch_size: int = 4, device: str = "auto",
+                 lm: LoadedModel | None = None, progress: bool = True) -> dict:
+    """Predictions only (no slicing, no sliced or projected model anywhere): dense metrics on the eval
+    windows and Fisher tables from the calibration windows, reused from `cache` (a sweep DIR with the same
+    settings) when present there."""
+    runner = SweepRunner(cfg, cache, lm=lm, device=device, batch_size=batch_size, progress=progress,
+                         log=_stderr)
+    t0 = time.perf_counter()
+    points = runner.points(sparsities, dims)
+    rows = runner.predictions(points)
+    return {"model": runner.cfg.model, "corpus": cfg.corpus, "hidden": runner.hidden,
+            "n_sites": n_sites(runner.n_layers), "dense": runner.dense.to_dict(),
+            "settings": asdict(runner.cfg),
+            "seconds": time.perf_counter() - t0, "fisher_seconds": runner.tables.seconds, "predictions": rows}
