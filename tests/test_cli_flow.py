@@ -11,9 +11,9 @@ import pytest
 import torch
 from flow_fixtures import tiny_folder
 
-from slicedim_lab.core import emulate
 from slicedim_lab.cli import main
-from slicedim_lab.flow.session import COLUMNS
+from slicedim_lab.core import emulate
+from slicedim_lab.flow.tables import COLUMNS
 
 SMALL = ["--cal-samples", "2", "--cal-seqlen", "32", "--eval-windows", "2", "--eval-seqlen", "24",
          "--batch-size", "2", "--no-progress"]

@@ -11,20 +11,17 @@ import pytest
 import torch
 from flow_fixtures import tiny64, token_ids
 
-from slicedim_lab.core.sites import n_sites
-from slicedim_lab.errors import UsageError
-from slicedim_lab.flow.session import (
-    COLUMNS,
-    FlowSession,
-    format_layers,
-    gauss_legendre,
-    lens_sites,
-    prediction_decomposition,
-    spectrum_table,
-)
-from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.core.emulate import emulated_logits
+from slicedim_lab.core.sites import lens_sites, n_sites
 from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
+from slicedim_lab.errors import UsageError
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.flow.attribution import gauss_legendre, prediction_decomposition
+from slicedim_lab.flow.maps import map_weight
+from slicedim_lab.flow.session import FlowSession
+from slicedim_lab.flow.tables import COLUMNS, spectrum_table
+from slicedim_lab.flow.text import format_layers
 
 L, D = 3, 64
 S = n_sites(L)
@@ -111,8 +108,6 @@ def test_prediction_decomposition_reconstructs_the_sliced_prediction(session: Fl
     sm = r.summary
     res_bases, _ = session.bases(24, basis)
     # the sliced mean correct-token logit and loss, straight from the emulated bridge run
-    from slicedim_lab.core.emulate import emulated_logits
-
     logits = emulated_logits(session.bridge, EVAL, res_bases)[:, :-1]
     tgt = EVAL[:, 1:]
     z_logit = float(logits.gather(-1, tgt[..., None]).mean())
@@ -154,8 +149,6 @@ def test_linear_maps_and_singular_values(session: FlowSession):
     wk = metric(r.table, "weight_kept", maps=True)
     assert ((wk > 0) & (wk <= 1)).all()
     # singular values from the Gram route equal an SVD of the sliced map
-    from slicedim_lab.flow.session import map_weight
-
     m = next(m for m in session.maps if m["map"] == "mlp.down_proj" and m["site"] == 4)
     B = session.bases(24, "dense")[0][4]
     direct = torch.linalg.svdvals(B.T @ map_weight(m))
