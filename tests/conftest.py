@@ -3,6 +3,7 @@
 - `smol`: the real embedded SmolLM2-135M-Instruct, loaded once per test session from the default cache
   (the first run on a machine converts the GGUF, ~15 s; later runs reuse the cache). It is shared: never
   modify it in place — `copy.deepcopy(smol.model)` first (~0.5 GB).
+- `smol_tok`: only its tokenizer (unit tests pair it with tiny random-weight models).
 - `smol_windows`: 3 windows × 128 tokens of the python-docs eval split, tokenised by `smol`.
 - `tiny`: the `tiny_model` factory; `tiny_arch` parametrises a test over every tiny architecture.
 """
@@ -13,10 +14,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from slicedim_lab.load.corpus import load_windows
-from slicedim_lab.load.models import LoadedModel, load_model, tiny_model
+from slicedim_lab.load.models import DEFAULT_MODEL, LoadedModel, ensure_alias_cached, load_model, tiny_model
 
 TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
 
@@ -24,6 +25,12 @@ TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
 @pytest.fixture(scope="session")
 def smol() -> LoadedModel:
     return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smol_tok() -> PreTrainedTokenizerBase:
+    """Only the embedded model's tokenizer (unit tests pair it with tiny random-weight models)."""
+    return AutoTokenizer.from_pretrained(ensure_alias_cached(DEFAULT_MODEL))
 
 
 @pytest.fixture(scope="session")

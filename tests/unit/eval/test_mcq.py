@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from slicedim_lab.errors import UsageError
-from slicedim_lab.eval.mcq import build_corpus_mc, build_items, check_tasks, choice_loglik, lm_eval_tasks, score
+from slicedim_lab.eval.mcq import (
+    build_items,
+    check_tasks,
+    choice_loglik,
+    lm_eval_tasks,
+    score,
+)
 from slicedim_lab.load.models import tiny_model
 
 
@@ -58,12 +64,6 @@ def test_loglik_matches_a_plain_computation() -> None:
     assert res.chance == pytest.approx(1 / 3) and res.items == 3 and 0 <= res.acc <= 1
 
 
-def test_real_model_beats_chance(smol) -> None:
-    items = build_corpus_mc(smol.tokenizer, "python-docs", "eval", n_items=12, n_choices=4, context_len=24,
-                            cont_len=8, seed=0)
-    assert (items.chars > 0).all()
-    res = score(smol.model, items, batch_size=4)
-    assert res.acc > 0.5 and res.acc_norm > 0.5, res  # chance is 0.25
 
 
 def test_lm_eval_tasks_offline_give_one_line() -> None:

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from slicedim_lab.load import models
 from slicedim_lab.errors import UsageError
+from slicedim_lab.load import models
 from slicedim_lab.load.models import (
     DEFAULT_MODEL,
     LoadedModel,
     alias_cache_dir,
     load_model,
     tiny_model,
-    write_atomically,
 )
 
 PROMPT = "The capital of France is Paris. def f(x):\n    return x + 1"
@@ -53,7 +52,7 @@ def test_second_load_reuses_cache(smol: LoadedModel, monkeypatch: pytest.MonkeyP
     def no_conversion(*a: object, **k: object) -> None:
         raise AssertionError("the cached conversion should have been reused")
 
-    monkeypatch.setattr(models, "write_atomically", no_conversion)
+    monkeypatch.setattr(models, "atomic_folder", no_conversion)
     t0 = time.perf_counter()
     again = load_model(device="cpu")
     assert time.perf_counter() - t0 < 10
@@ -87,23 +86,6 @@ def test_cache_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert alias_cache_dir(DEFAULT_MODEL) == default
 
 
-def test_write_atomically(tmp_path: Path) -> None:
-    target = tmp_path / "m"
-
-    def failing(folder: Path) -> None:
-        (folder / "half.bin").write_bytes(b"x")
-        raise KeyboardInterrupt  # an interrupted conversion
-
-    with pytest.raises(KeyboardInterrupt):
-        write_atomically(target, failing)
-    assert list(tmp_path.iterdir()) == []
-
-    write_atomically(target, lambda f: (f / "a.txt").write_text("first"))
-    assert (target / "a.txt").read_text() == "first"
-    # another process finished first: its folder is kept, ours discarded
-    write_atomically(target, lambda f: (f / "a.txt").write_text("second"))
-    assert (target / "a.txt").read_text() == "first"
-    assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
 def test_gguf_found_without_importing_wheel() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from slicedim_lab import cli
-from slicedim_lab.load.corpus import load_windows
 from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.load.corpus import load_windows
 from slicedim_lab.load.models import LoadedModel
 
 BASE = ["eval", "--device", "cpu", "--seqlen", "64", "--max-windows", "2", "--no-progress"]
@@ -36,7 +36,8 @@ def test_eval_json_file(
 
 
 def test_eval_json_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch, smol) -> None:
-    monkeypatch.setattr("slicedim_lab.load.models.load_model", lambda *a, **k: smol)  # loading is tested above
+    # loading is tested above
+    monkeypatch.setattr("slicedim_lab.load.models.load_model", lambda *a, **k: smol)
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n\n".join(f"Paragraph {i}: " + "words and more words. " * 30 for i in range(6)))
     assert cli.main([*BASE, "--corpus", str(corpus), "--json", "-"]) == 0

@@ -8,18 +8,13 @@ import math
 import pytest
 import torch
 
-import slicedim_lab.predict as P
+import slicedim_lab.predict.fisher as P
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import tiny_model
-from slicedim_lab.predict import (
-    DenseMetrics,
-    coupled_acc,
-    fisher_tables,
-    paper_acc,
-    paper_ppl,
-    predict,
-    predict_point,
-)
+from slicedim_lab.predict import predict, predict_point
+from slicedim_lab.predict.fisher import fisher_tables
+from slicedim_lab.predict.paper import paper_acc, paper_ppl
+from slicedim_lab.predict.registry import DenseMetrics, coupled_acc
 
 
 def test_paper_arithmetic() -> None:
@@ -124,13 +119,14 @@ def test_tables_roundtrip(tmp_path) -> None:
     assert u.delta_loss(30) == t.delta_loss(30) and u.tokens == t.tokens and u.settings == t.settings
 
 
-def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.MonkeyPatch, smol) -> None:
+def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.MonkeyPatch, smol_tok) -> None:
     """predict_only: no slicing, no projection, no sliced forward; the only model that sees the eval windows
     is the unmodified dense model, and its weights are untouched."""
-    import slicedim_lab.slicing as slicing
-    import slicedim_lab.sweep as sweep
-    from slicedim_lab.load.corpus import load_windows
+    import slicedim_lab.core.replay as replay
+    import slicedim_lab.core.slicing as slicing
+    import slicedim_lab.sweep.runner as sweep
     from slicedim_lab.core.modeling_sliced import SlicedForCausalLM
+    from slicedim_lab.load.corpus import load_windows
     from slicedim_lab.load.models import LoadedModel
 
     def forbidden(*a, **k):
@@ -139,12 +135,13 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     monkeypatch.setattr(sweep, "slice_model", forbidden)
     monkeypatch.setattr(slicing, "slice_model", forbidden)
     monkeypatch.setattr(SlicedForCausalLM, "forward", forbidden)
-    monkeypatch.setattr(sweep.ProjectedModel, "__init__", forbidden)
-    model = tiny_model("llama", seed=0, vocab_size=len(smol.tokenizer), tie_word_embeddings=True)
+    monkeypatch.setattr(replay.ProjectedModel, "__init__", forbidden)
+    monkeypatch.setattr(replay.ProjectedModel, "forward", forbidden)
+    model = tiny_model("llama", seed=0, vocab_size=len(smol_tok), tie_word_embeddings=True)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen: list[torch.Tensor] = []
     model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["input_ids"].clone()), with_kwargs=True)
-    lm = LoadedModel(model, smol.tokenizer, "tiny", torch.device("cpu"))
+    lm = LoadedModel(model, smol_tok, "tiny", torch.device("cpu"))
     cfg = sweep.SweepConfig(model="tiny", cal_samples=2, cal_seqlen=32, eval_seqlen=32, max_eval_windows=2,
                             tasks=["corpus-mc"], mc_items=4, mc_context=8, mc_cont=4)
     res = sweep.predict_only(cfg, sparsities=[0.25, 0.5], lm=lm, progress=False)
@@ -152,7 +149,7 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     assert all(r["ppl_pred_fisher"] > 0 and r["mc_acc_pred_paper"] >= 0 for r in res["predictions"])
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
-    ev = load_windows(smol.tokenizer, "python-docs", "eval", 32, 2)
+    ev = load_windows(smol_tok, "python-docs", "eval", 32, 2)
     assert any(torch.equal(s, ev) for s in seen)  # the dense eval is the only eval-window pass
 
 

@@ -9,17 +9,19 @@ import json
 import pytest
 import torch
 
-import slicedim_lab.sweep as sweep
+import slicedim_lab.sweep.runner as sweep
 from slicedim_lab.cli import main
+from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import LoadedModel, tiny_model
-from slicedim_lab.sweep import ProjectedModel, SweepConfig, run_sweep
+from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.runner import run_sweep
 
 
 @pytest.fixture(scope="module")
-def lm(smol) -> LoadedModel:
-    model = tiny_model("llama", seed=0, vocab_size=len(smol.tokenizer), tie_word_embeddings=True)
-    return LoadedModel(model, smol.tokenizer, "tiny", torch.device("cpu"))
+def lm(smol_tok) -> LoadedModel:
+    model = tiny_model("llama", seed=0, vocab_size=len(smol_tok), tie_word_embeddings=True)
+    return LoadedModel(model, smol_tok, "tiny", torch.device("cpu"))
 
 
 def cfg(**kw) -> SweepConfig:
@@ -105,19 +107,17 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
 
 
 def test_projected_model_is_the_projection(lm) -> None:
-    from slicedim_lab.core.replay import dense_pcas
-
     model = lm.model
     ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
     pcas = dense_pcas(model, ids, progress=False)
-    full = ProjectedModel(model, pcas, [64] * 7)
+    full = ProjectedModel(model, dense_bases(pcas, [64] * 7))
     with torch.no_grad():
         torch.testing.assert_close(full(ids).logits, model(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
         b = pcas[0].basis(40)
         emb = model.get_input_embeddings()(ids)
         want = model(inputs_embeds=(emb @ b.float()) @ b.T.float()).logits
-    torch.testing.assert_close(ProjectedModel(model, pcas, [40] + [64] * 6)(ids).logits, want, rtol=1e-4,
-                               atol=1e-4)
+    got = ProjectedModel(model, dense_bases(pcas, [40] + [64] * 6))(ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_dense_basis_sweep(tmp_path, lm) -> None:

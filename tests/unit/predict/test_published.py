@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slicedim_lab.predict.paper import paper_ppl
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "slicegpt_published.csv"
+DATA = Path(__file__).resolve().parents[3] / "data" / "slicegpt_published.csv"
 
 
 def rows() -> list[dict]:

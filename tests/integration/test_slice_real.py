@@ -10,9 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM, Phi3Config, Phi3ForCausalLM
 
 from slicedim_lab.cli import main
-from slicedim_lab.load.corpus import load_windows
 from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
+from slicedim_lab.load.corpus import load_windows
 
 SMALL = ["--cal-samples", "2", "--cal-seqlen", "64", "--eval-seqlen", "64", "--max-eval-windows", "2",
          "--no-progress", "--device", "cpu"]

@@ -1,0 +1,55 @@
+"""Atomic writes (files.py): a file or a folder is either complete or absent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slicedim_lab.files import atomic_file, atomic_folder, write_json, write_text
+
+
+def test_atomic_folder(tmp_path: Path) -> None:
+    target = tmp_path / "m"
+
+    def failing(folder: Path) -> None:
+        (folder / "half.bin").write_bytes(b"x")
+        raise KeyboardInterrupt  # an interrupted conversion
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_folder(target, failing)
+    assert list(tmp_path.iterdir()) == []
+
+    atomic_folder(target, lambda f: (f / "a.txt").write_text("first"))
+    assert (target / "a.txt").read_text() == "first"
+    # another process finished first: its folder is kept, ours discarded
+    atomic_folder(target, lambda f: (f / "a.txt").write_text("second"))
+    assert (target / "a.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_atomic_folder_replace(tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    atomic_folder(target, lambda f: (f / "a.txt").write_text("first"))
+    atomic_folder(target, lambda f: (f / "b.txt").write_text("second"), replace=True)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    with pytest.raises(RuntimeError):
+        atomic_folder(target, lambda f: (_ for _ in ()).throw(RuntimeError("boom")), replace=True)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # a failed replacement keeps the old one
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_atomic_file_complete_or_absent(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "x.json"
+    write_json(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1} and path.read_text().endswith("\n")
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(path) as f:
+            f.write("half")
+            raise KeyboardInterrupt
+    assert json.loads(path.read_text()) == {"a": 1}  # the old content survives an interrupted write
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # and no temp file is left
+    write_text(path, "plain")
+    assert path.read_text() == "plain"
