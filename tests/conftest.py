@@ -17,9 +17,15 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from slicedim_lab.load.corpus import load_windows
-from slicedim_lab.load.models import DEFAULT_MODEL, LoadedModel, ensure_alias_cached, load_model, tiny_model
+from slicedim_lab.load.models import (
+    DEFAULT_MODEL,
+    TINY_ARCHS,
+    LoadedModel,
+    ensure_alias_cached,
+    load_model,
+    tiny_model,
+)
 
-TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
 
 
 @pytest.fixture(scope="session")

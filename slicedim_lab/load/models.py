@@ -238,6 +238,7 @@ def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:
 # Tiny random-init models for tests: the real code paths of each architecture, in milliseconds.
 
 _TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config}
+TINY_ARCHS = tuple(_TINY_CONFIGS)  # the one list of architectures every test runs over
 
 
 def tiny_model(

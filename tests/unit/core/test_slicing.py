@@ -12,9 +12,9 @@ from slicedim_lab.core.size import count_params, param_breakdown
 from slicedim_lab.core.slicing import load_sliced, save_sliced, slice_model
 from slicedim_lab.core.widths import dim_for_sparsity, site_dims
 from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.load.models import TINY_ARCHS, tiny_model
 
-ARCHS = ["llama", "mistral", "qwen2", "phi3"]
+ARCHS = TINY_ARCHS
 L, D = 3, 64
 
 
