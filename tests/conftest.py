@@ -27,7 +27,6 @@ from slicedim_lab.load.models import (
 )
 
 
-
 @pytest.fixture(scope="session")
 def smol() -> LoadedModel:
     return load_model(device="cpu")

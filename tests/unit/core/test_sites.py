@@ -35,7 +35,8 @@ def test_sequential_numbering_and_names() -> None:
                                             "blocks.1.hook_resid_pre", "blocks.1.hook_resid_mid"]
     assert [s.label for s in sites[:3]] == ["embed", "L0 attn", "L0 mlp"]
     assert all(site_at(s.index) == s for s in sites)
-    assert Site(3, 1, "attn").row() == {"site": 3, "hook": "blocks.1.hook_resid_mid", "layer": 1, "kind": "attn"}
+    row = {"site": 3, "hook": "blocks.1.hook_resid_mid", "layer": 1, "kind": "attn"}
+    assert Site(3, 1, "attn").row() == row
 
 
 def test_layer_views_agree_with_the_site_list() -> None:
