@@ -1,10 +1,11 @@
 """`DIR/report.html`: a self-contained plotly report of a sweep (plotly.js inline, opens offline).
 
 It opens with measured values beside the paper's prediction and ours (signed errors), then the error
-summary of every predictor and estimator and the points. Panels: measured and predicted perplexity against
-d' (the Fisher predictions drawn as continuous curves: their tables give every d'), next-token and
-multiple-choice accuracy, the signed % errors (the cross-term variants hidden until clicked in the legend),
-the retained PCA energy of every site and the loss increase the Fisher predictor charges to each site.
+summary of every predictor and estimator and the points. Panels (`viz.figures`, the functions the widgets
+draw with too): measured and predicted perplexity against d' (a line for a predictor known at every d',
+dashed markers for one known only at some), next-token and multiple-choice accuracy, the signed % errors
+(bars clipped), and the loss increase the Fisher predictor charges to each site beside the energy the
+dense PCA discards there. Predictors the registry does not mark `shown` wait in the legend.
 """
 
 from __future__ import annotations
@@ -16,24 +17,22 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from ..predict import predict_point
-from ..predict.fisher import SEMI_KINDS, FisherTables
-from ..predict.registry import DenseMetrics, ours, predictor_names, shown_names
+from .. import schema
+from ..predict.fisher import FisherTables
+from ..predict.registry import DenseMetrics, ours, predictor_names
+from .figures import error_figure, prediction_figure, sites_figure
+from .tables import default_curves, measured_table, site_table
 
-PREDICTORS = predictor_names()
-SHOWN = shown_names()
-
-COLORS = {"measured": "black", "paper": "#d62728", "fisher": "#1f77b4", "fisher_cross": "#2ca02c",
-          "fisher_full": "#9467bd", "fisher_semi": "#17becf", "fisher_semi_cross": "#bcbd22",
-          "fisher_semi_geo": "#e377c2", "calibration": "#8c564b", "cal_ratio": "#ff7f0e"}
+HEADLINE_METRICS = ("ppl", "acc", "mc_acc")
+HEIGHT = 460
 
 
 def error_summary(rows: list[dict]) -> list[dict]:
     """Mean and max |% error| of every PPL predictor/estimator over the rows with sparsity > 0."""
     pts = [r for r in rows if r["sparsity"] > 1e-9] or rows
     out = []
-    for name, col in [(p, f"ppl_err_{p}") for p in PREDICTORS] + [
-            (f"est:{e}", f"ppl_err_est_{e}") for e in ("calibration", "cal_ratio")]:
+    for name, col in [(p, schema.err(p)) for p in predictor_names()] + [
+            (f"est:{e}", schema.est_err(e)) for e in schema.ESTIMATORS]:
         errs = [abs(r[col]) for r in pts if r.get(col) is not None]
         if errs:
             out.append({"name": name, "mean_abs_err": sum(errs) / len(errs), "max_abs_err": max(errs),
@@ -48,10 +47,10 @@ def headline(rows: list[dict], basis: str) -> list[dict]:
     out = []
     for r in sorted(rows, key=lambda r: -r["dim"]):
         h = {"dim": r["dim"], "sparsity": r["sparsity"]}
-        for m in ("ppl", "acc", "mc_acc"):
-            meas = h[f"{m}_measured"] = r.get(f"{m}_measured")
+        for m in HEADLINE_METRICS:
+            meas = h[f"{m}_measured"] = r.get(schema.measured(m))
             for tag, name in (("paper", "paper"), ("ours", ours(basis))):
-                v = h[f"{m}_{tag}"] = r.get(f"{m}_pred_{name}")
+                v = h[f"{m}_{tag}"] = r.get(schema.pred(m, name))
                 h[f"{m}_err_{tag}"] = None if v is None or meas is None else (
                     100 * (v / meas - 1) if m == "ppl" else 100 * (v - meas))
         out.append(h)
@@ -72,95 +71,34 @@ def headline_text(rows: list[dict], basis: str) -> str:
              "          acc ours   mc meas          mc paper           mc ours"]
     for h in headline(rows, basis):
         cols = [f"{h['dim']:>5} {h['sparsity']:5.2f}"]
-        for m in ("ppl", "acc", "mc_acc"):
+        for m in HEADLINE_METRICS:
             if h[f"{m}_measured"] is not None:
                 cols.append(f"{h[f'{m}_measured']:9.3f} {cell(h, m, 'paper')} {cell(h, m, 'ours')}")
         lines.append(" ".join(cols))
     return "\n".join(lines)
 
 
-def _shown(p: str) -> bool | str:
-    return True if p in SHOWN else "legendonly"
-
-
 def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list[go.Figure]:
-    rows = sorted(rows, key=lambda r: r["dim"])
-    d = [r["dim"] for r in rows]
-    lo = min(d)
-    D = tables.hidden if tables is not None else max(d)
-    grid = list(range(max(8, lo - 16), D + 1, 4))
+    """The report's panels, drawn by the same `viz.figures` functions as the widgets: perplexity, top-1 and
+    (if measured) multiple-choice accuracy against d', the signed errors, and the per-site Fisher charge."""
+    mt = measured_table(rows)
+    dims = [int(d) for d in mt["dim"]]
+    D = tables.hidden if tables is not None else max(dims)
     dm = DenseMetrics(ppl=dense["ppl"], acc=dense["acc"], hidden=D, mc_acc=dense.get("mc_acc"),
                       mc_chance=dense.get("mc_chance"))
-    curves = [predict_point(dm, g, tables) for g in grid]
-
-    def line_fig(title: str, ytitle: str, measured: list[tuple[str, str]], pred: str, log: bool = False):
-        fig = go.Figure()
-        for key, label in measured:
-            ys = [r.get(key) for r in rows]
-            if any(y is not None for y in ys):
-                fig.add_trace(go.Scatter(x=d, y=ys, mode="markers+lines", name=label,
-                                         line={"color": "black",
-                                               "dash": "solid" if key.endswith("d") else "dot"},
-                                         marker={"size": 9}))
-        for p in PREDICTORS:
-            if p in SEMI_KINDS:  # computed at the swept widths only
-                xs, ys, mode = d, [r.get(f"{pred}_{p}") for r in rows], "markers+lines"
-            else:
-                xs, ys, mode = grid, [c.get(f"{pred}_{p}") for c in curves], "lines"
-            if any(y is not None for y in ys):
-                dash = "dash" if p in SEMI_KINDS else None
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=f"predicted: {p}",
-                                         line={"color": COLORS[p], "dash": dash}, visible=_shown(p)))
-        if pred == "ppl_pred":
-            for e in ("calibration", "cal_ratio"):
-                ys = [r.get(f"ppl_est_{e}") for r in rows]
-                if any(y is not None for y in ys):
-                    fig.add_trace(go.Scatter(x=d, y=ys, mode="markers",
-                                             name=f"estimate (runs sliced model): {e}",
-                                             marker={"color": COLORS[e], "symbol": "x", "size": 9}))
-        fig.update_layout(title=title, xaxis_title="kept width d'", yaxis_title=ytitle, height=460,
-                          yaxis_type="log" if log else None, yaxis_dtick="D2" if log else None)
-        return fig
-
-    figs = [line_fig("Perplexity: measured vs predicted", "perplexity", [("ppl_measured", "measured")],
-                     "ppl_pred", log=True),
-            line_fig("Next-token top-1 accuracy", "accuracy", [("acc_measured", "measured")], "acc_pred")]
-    if any(r.get("mc_acc_measured") is not None for r in rows):
-        figs.append(line_fig("Multiple-choice accuracy (corpus-mc)", "accuracy",
-                             [("mc_acc_measured", "measured acc"),
-                              ("mc_acc_norm_measured", "measured acc_norm")],
-                             "mc_acc_pred"))
-    err = go.Figure()
-    for p in PREDICTORS:
-        err.add_trace(go.Scatter(x=d, y=[r.get(f"ppl_err_{p}") for r in rows], mode="markers+lines", name=p,
-                                 line={"color": COLORS[p]}, visible=_shown(p)))
-    for e in ("calibration", "cal_ratio"):
-        ys = [r.get(f"ppl_err_est_{e}") for r in rows]
-        if any(y is not None for y in ys):
-            err.add_trace(go.Scatter(x=d, y=ys, mode="markers+lines", name=f"estimate: {e}",
-                                     line={"color": COLORS[e], "dash": "dot"}))
-    err.add_hline(y=0, line_color="gray")
-    err.update_layout(title="Perplexity error (signed %, predicted/measured − 1)",
-                      xaxis_title="kept width d'", yaxis_title="% error", height=420)
-    figs.append(err)
+    curves = default_curves(dm, tables, max(8, min(dims) - 16), measured=dims)
+    figs = [prediction_figure(curves, "ppl", mt, title="Perplexity: measured vs predicted"),
+            prediction_figure(curves, "acc", mt, title="Next-token top-1 accuracy")]
+    if schema.measured("mc_acc") in mt and mt[schema.measured("mc_acc")].notna().any():
+        figs.append(prediction_figure(curves, "mc_acc", mt, also_measured=("mc_acc_norm",),
+                                      title="Multiple-choice accuracy (corpus-mc)"))
+    figs.append(error_figure(mt, title="Perplexity error (signed %, predicted/measured − 1)"))
     if tables is not None:
-        en = go.Figure()
-        sites = list(range(tables.energy.shape[0]))
-        for r in rows:
-            en.add_trace(go.Scatter(x=sites, y=tables.energy[:, r["dim"]].tolist(), mode="lines",
-                                    name=f"d'={r['dim']}"))
-        en.update_layout(title="Retained energy per site (dense PCA, fraction of the second moment's trace)",
-                         xaxis_title="site (0 = embeddings, 2i+1 after attention i, 2i+2 after MLP i)",
-                         yaxis_title="retained energy", height=420)
-        figs.append(en)
-        contrib = go.Figure()
-        for r in rows:
-            if r["dim"] < D:
-                per = (0.5 * tables.diag[:, r["dim"]] / tables.tokens).tolist()
-                contrib.add_trace(go.Bar(x=sites, y=per, name=f"d'={r['dim']}"))
-        contrib.update_layout(title="Fisher predictor: loss increase charged to each site (nats)",
-                              barmode="group", xaxis_title="site", yaxis_title="ΔL_s (nats)", height=420)
-        figs.append(contrib)
+        figs.append(sites_figure(site_table(tables, [d for d in dims if d < D]),
+                                 title="Fisher predictor: loss increase charged to each site (nats), "
+                                       "beside the energy the dense PCA discards"))
+    for f in figs:
+        f.update_layout(height=HEIGHT)
     return figs
 
 
@@ -178,7 +116,7 @@ def _headline_html(rows: list[dict], basis: str) -> str:
     body = ""
     for h in headline(rows, basis):
         body += f"<tr><td>{h['dim']}</td><td>{h['sparsity']:.2f}</td>"
-        for m in ("ppl", "acc", "mc_acc"):
+        for m in HEADLINE_METRICS:
             meas = h[f"{m}_measured"]
             shown = "" if meas is None else (f"{meas:.4g}" if m == "ppl" else f"{meas:.3f}")
             body += f"<td><b>{shown}</b></td>" + cell(h, m, "paper") + cell(h, m, "ours")
@@ -186,13 +124,17 @@ def _headline_html(rows: list[dict], basis: str) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _table(summary: list[dict], rows: list[dict]) -> str:
+def _table(summary: list[dict], rows: list[dict], basis: str) -> str:
     head = "<tr><th>predictor / estimator</th><th>mean |% err|</th><th>max |% err|</th><th>points</th></tr>"
     body = "".join(f"<tr><td>{html.escape(s['name'])}</td><td>{s['mean_abs_err']:.1f}</td>"
                    f"<td>{s['max_abs_err']:.1f}</td><td>{s['points']}</td></tr>" for s in summary)
-    cols = ["dim", "sparsity", "params", "ppl_measured"] + [f"ppl_pred_{p}" for p in PREDICTORS] + [
-        "ppl_est_cal_ratio", "acc_measured", "acc_pred_paper", "acc_pred_fisher", "mc_acc_measured",
-        "mc_acc_pred_paper", "mc_acc_pred_fisher", "seconds"]
+    heads = list(dict.fromkeys(["paper", ours(basis)]))
+    cols = ["dim", "sparsity", "params", schema.measured("ppl")] + [schema.pred("ppl", p) for p in
+                                                                     predictor_names()]
+    cols += [schema.est(e) for e in schema.ESTIMATORS]
+    for m in HEADLINE_METRICS[1:]:
+        cols += [schema.measured(m)] + [schema.pred(m, p) for p in heads]
+    cols += ["seconds"]
     cols = [c for c in cols if any(r.get(c) is not None for r in rows)]
 
     def fmt(v):
@@ -241,7 +183,7 @@ See docs/predictors.md.</p>
 <p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
 (top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>
 {_headline_html(rows, settings['basis']) if rows else ''}
-<h2>All predictors: errors over the swept points with s &gt; 0</h2>{_table(summary, rows)}
+<h2>All predictors: errors over the swept points with s &gt; 0</h2>{_table(summary, rows, settings['basis'])}
 {''.join(parts)}
 </body></html>"""
     path = out / "report.html"
