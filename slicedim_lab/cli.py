@@ -12,13 +12,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from transformers.utils import logging as hf_logging
+
 from slicedim_lab import files
+from slicedim_lab.core.emulate import verify
+from slicedim_lab.core.sites import lens_sites
+from slicedim_lab.core.size import macs_per_token, param_breakdown
+from slicedim_lab.core.slicing import save_sliced, slice_model
+from slicedim_lab.core.widths import dim_for_sparsity, load_schedule, site_dims
 from slicedim_lab.errors import UsageError
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.flow.session import FlowSession, format_layers
+from slicedim_lab.load import models
+from slicedim_lab.load.corpus import CORPORA, load_text, windows
+from slicedim_lab.sweep.options import add_options, config_from_args
+from slicedim_lab.sweep.runner import predict_only, run_sweep
+from slicedim_lab.viz.report import error_summary, headline_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,21 +50,16 @@ class _Parser(argparse.ArgumentParser):
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
     """--model, --device, --dtype, --json: the options every model-running subcommand takes."""
-    from slicedim_lab.load.models import ALIASES, DEFAULT_MODEL, DTYPES
-
-    p.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"alias ({', '.join(ALIASES)}), local HF folder or hub id (default: {DEFAULT_MODEL})",
-    )
+    aliases, dtypes = ", ".join(models.ALIASES), " | ".join(models.DTYPES)
+    p.add_argument("--model", default=models.DEFAULT_MODEL,
+                   help=f"alias ({aliases}), local HF folder or hub id (default: {models.DEFAULT_MODEL})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto = cuda when available)")
-    p.add_argument("--dtype", default=None, help=f"{' | '.join(DTYPES)} (default float32; half needs CUDA)")
+    p.add_argument("--dtype", default=None, help=f"{dtypes} (default float32; half needs CUDA)")
     p.add_argument("--json", default=None, metavar="PATH|-", help="write JSON to PATH (- = stdout)")
 
 
 def add_corpus_options(p: argparse.ArgumentParser, split: str = "eval") -> None:
     """--corpus, --split, --seqlen, --max-windows, --batch-size: which windows to run and how many at once."""
-    from slicedim_lab.load.corpus import CORPORA
 
     p.add_argument("--corpus", default="python-docs", help=f"{' | '.join(CORPORA)} | path to a UTF-8 file")
     p.add_argument("--split", default=split, help=f"calibration | eval (default: {split})")
@@ -97,16 +108,13 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Measure ppl/accuracy on non-overlapping windows of a corpus split; print a table, optionally JSON."""
-    from slicedim_lab.eval.metrics import evaluate
-    from slicedim_lab.load.corpus import load_text, windows
-    from slicedim_lab.load.models import load_model
 
     if args.seqlen < 2:
         raise UsageError(f"seqlen must be at least 2 (one input and one predicted token), got {args.seqlen}")
     check_positive("max-windows", args.max_windows)
     check_positive("batch-size", args.batch_size)
     text = load_text(args.corpus, args.split)
-    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
     ids = windows(lm.tokenizer, text, args.seqlen, args.max_windows)
     res = evaluate(lm.model, ids, batch_size=args.batch_size, device=lm.device, progress=not args.no_progress)
     payload = {
@@ -164,15 +172,7 @@ def add_slice_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_slice(args: argparse.Namespace) -> int:
     """Calibrate on the first --cal-samples windows, slice, evaluate on the eval split, report (and save)."""
-    import resource
-    import time
 
-    from slicedim_lab.core.size import macs_per_token, param_breakdown
-    from slicedim_lab.core.slicing import save_sliced, slice_model
-    from slicedim_lab.core.widths import dim_for_sparsity, load_schedule, site_dims
-    from slicedim_lab.eval.metrics import evaluate
-    from slicedim_lab.load.corpus import load_text, windows
-    from slicedim_lab.load.models import load_model
 
     counts = ("cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "batch_size", "round_interval")
     for name in counts:
@@ -185,7 +185,7 @@ def cmd_slice(args: argparse.Namespace) -> int:
         raise UsageError(f"output folder {args.out} exists (use --overwrite)")
     schedule = load_schedule(args.schedule) if args.schedule else None
     cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
-    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
     cfg = lm.model.config
     dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=args.sparsity, dim=args.dim,
                      schedule=schedule, round_interval=args.round_interval, slice_head=args.slice_head)
@@ -260,7 +260,6 @@ def cmd_slice(args: argparse.Namespace) -> int:
 
 
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
-    from slicedim_lab.sweep.options import add_options
 
     p = sub.add_parser("sweep", help="slice at each d', measure, predict beside; resumable")
     add_common_options(p)
@@ -270,9 +269,6 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run or resume a sweep into --out: results.csv/json one row per point, then report.html."""
-    from slicedim_lab.sweep.options import config_from_args
-    from slicedim_lab.sweep.runner import run_sweep
-    from slicedim_lab.viz.report import error_summary, headline_text
 
     cfg, sparsities, dims = config_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
@@ -289,7 +285,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:
-    from slicedim_lab.sweep.options import add_options
 
     p = sub.add_parser("predict", help="predicted PPL/accuracy at each d' (dense model only)")
     add_common_options(p)
@@ -299,8 +294,6 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predictions only: dense metrics + dense-only Fisher tables; never slices or projects the model."""
-    from slicedim_lab.sweep.options import config_from_args
-    from slicedim_lab.sweep.runner import predict_only
 
     cfg, sparsities, dims = config_from_args(args)
     res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
@@ -348,10 +341,6 @@ def add_flow_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_flow(args: argparse.Namespace) -> int:
     """Emulate slicing to --dim on the bridge, measure the flow on eval windows, print one row per layer."""
-    from slicedim_lab.core.sites import lens_sites
-    from slicedim_lab.flow.session import FlowSession, format_layers
-    from slicedim_lab.load.corpus import load_text, windows
-    from slicedim_lab.load.models import load_model
 
     for name in ("dim", "cal_samples", "cal_seqlen", "eval_windows", "eval_seqlen", "batch_size"):
         check_positive(name.replace("_", "-"), getattr(args, name))
@@ -361,7 +350,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
         raise UsageError(f"attribution-steps must be >= 0, got {args.attribution_steps}")
     lens_sites(1, args.lens)  # format check before anything is loaded
     cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
-    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
     D = lm.model.config.hidden_size
     if args.dim > D:
         raise UsageError(f"dim must be in [1, {D}] for {args.model}, got {args.dim}")
@@ -395,8 +384,8 @@ def cmd_flow(args: argparse.Namespace) -> int:
                  ("dense-basis nll - interleaved", float(gap["d_nll_vs_interleaved"]))]
     print_table(rows, stream=stream)
     if args.csv:
-        Path(args.csv).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        rep.table.to_csv(Path(args.csv).expanduser(), index=False)
+        with files.atomic_file(args.csv, newline="") as f:
+            rep.table.to_csv(f, index=False)
     payload = {
         "model": args.model, "dim": args.dim, "hidden_size": D, "basis": args.basis, "dims": rep.dims,
         "corpus": args.corpus, "cal_samples": int(cal.shape[0]), "cal_seqlen": args.cal_seqlen,
@@ -428,16 +417,13 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Invariance at d' = D and emulated-vs-sliced logits at --dim; exit 1 when a check fails (see
     emulate.VERIFY_RTOL for the tolerances)."""
-    from slicedim_lab.core.emulate import verify
-    from slicedim_lab.load.corpus import load_text, windows
-    from slicedim_lab.load.models import load_model
 
     for name in ("dim", "cal_samples", "cal_seqlen", "windows", "seqlen", "batch_size"):
         check_positive(name.replace("_", "-"), getattr(args, name))
     if min(args.cal_seqlen, args.seqlen) < 2:
         raise UsageError("sequence lengths must be at least 2")
     cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
-    lm = load_model(args.model, device=args.device, dtype=args.dtype)
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
     D = lm.model.config.hidden_size
     if args.dim is not None and args.dim > D:
         raise UsageError(f"dim must be in [1, {D}] for {args.model}, got {args.dim}")
@@ -472,7 +458,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `slicedim`: run one subcommand; a UsageError becomes `error: ...` and exit status 2."""
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # transformers' weight-loading bars: noise next to our own progress
     try:

@@ -27,6 +27,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..errors import UsageError
+from ..schema import BASES
 from .bridge import boot_bridge
 from .pca import SitePCA
 from .replay import Basis, Projector, dense_bases, dense_pcas
@@ -35,7 +36,7 @@ from .slicing import slice_model
 from .widths import dim_for_sparsity, site_dims
 
 Hook = tuple[str, Callable]
-BASIS_KINDS = ("dense", "interleaved")
+BASIS_KINDS = tuple(sorted(BASES))  # `schema.BASES`, dense first (the order the flow compares them in)
 
 
 # ----------------------------------------------------------------------------- bases

@@ -14,6 +14,7 @@ context, `acc_norm` the highest log-likelihood divided by the continuation's len
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -126,7 +127,6 @@ def choice_loglik(model: nn.Module, items: MCItems, batch_size: int = 8, progres
 
 def score(model: nn.Module, items: MCItems, batch_size: int = 8, progress: bool = False) -> MCResult:
     """lm-eval style acc (summed log-likelihood) and acc_norm (log-likelihood per character)."""
-    import time
 
     t0 = time.perf_counter()
     ll = choice_loglik(model, items, batch_size, progress)
