@@ -1,5 +1,5 @@
 // Screenshot saved plotly HTML figures (e.g. a notebook's OUT_DIR) with headless Debian chromium:
-//   node tests/browser/screenshot_html.js OUT_PNG_DIR file1.html [file2.html ...]
+//   node tests/notebooks/browser/screenshot_html.js OUT_PNG_DIR file1.html [file2.html ...]
 // One PNG per file, named after it; prints the PNG paths. Used to look at what headless runs produced.
 "use strict";
 const path = require("path");

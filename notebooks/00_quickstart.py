@@ -1,0 +1,121 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Quickstart: slice SmolLM2 to a smaller representation dimension
+#
+# **What it shows.** Load the embedded default model offline (SmolLM2-135M-Instruct, width D = 576, 30
+# layers), measure its perplexity and next-token accuracy, slice it with SliceGPT to one kept width d' (every
+# residual site keeps d' PCA directions; the LM head keeps full width), measure again, look at the
+# eigen-spectra the slicer cut, and let the dense and the sliced model answer the same prompt.
+#
+# **How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): the whole notebook runs in
+# 32 s on an idle 2-core CPU (7.4 minutes when the CPU was shared with other jobs), most of it evaluation and
+# calibration + slicing.
+# On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect well under a minute.
+# The CI run (2 × 64 tokens) takes about a minute.
+
+# %% tags=["parameters"]
+MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
+DEVICE = "auto"  # auto | cpu | cuda
+INTERACTIVE = True  # False: drive the widgets from code and save the figures (headless / CI)
+OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go here
+CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
+BATCH_SIZE = 4
+MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
+DIM = 432  # kept width d, here 25 percent slicing of the 576-wide model
+CAL_WINDOWS = 16  # calibration windows for the PCA
+CAL_SEQLEN = 256
+EVAL_WINDOWS = 16  # eval windows for perplexity and accuracy
+EVAL_SEQLEN = 256
+PROMPT = "What is the capital of France?"
+MAX_NEW_TOKENS = 24
+
+# %%
+from slicedim_lab import widgets as sw
+from slicedim_lab.core.size import count_params
+from slicedim_lab.core.slicing import slice_model
+from slicedim_lab.core.widths import site_dims
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.widgets.setup import notebook_setup
+
+setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
+                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS)
+lm, cal, evw, L, D = setup.lm, setup.cal, setup.evw, setup.n_layers, setup.hidden
+print(setup.summary())
+
+# %% [markdown]
+# ## Dense model
+
+# %%
+dense = evaluate(lm.model, evw, BATCH_SIZE)
+print(f"dense: perplexity {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f} ({dense.seconds:.1f} s)")
+
+# %% [markdown]
+# ## Slice to d'
+#
+# `slice_model` folds the RMSNorm scales into the linear maps, computes each residual site's PCA on the
+# calibration windows (interleaved: each layer's bases come from activations that already went through the
+# sliced earlier layers), rotates every site into its eigenbasis and keeps the first d' directions. The result
+# is an ordinary, smaller `transformers` model.
+
+# %%
+dims = site_dims(L, D, dim=DIM)
+sliced = slice_model(lm.model, cal, dims, batch_size=BATCH_SIZE)
+small = evaluate(sliced.model, evw, BATCH_SIZE)
+results = {"dense": dense, f"sliced d'={DIM}": small}
+params_count = {"dense": count_params(lm.model), f"sliced d'={DIM}": count_params(sliced.model)}
+sw.compare_table(results, params_count)
+
+# %%
+metrics_fig = sw.metrics_figure(results, params_count)
+sw.show(metrics_fig, INTERACTIVE)
+
+# %% [markdown]
+# ## What the slicer cut
+#
+# Top: the eigenvalues of the residual stream's second moment at one site (each direction's share of the
+# energy), the kept d' directions in blue, the discarded tail in red. Bottom: the fraction of the energy each
+# site discards. Move the site slider. (The last site feeds the LM head and keeps its full width.)
+
+# %%
+spectra = sw.spectrum_explorer(sliced.pcas, dims=sliced.dims, site=1, title="interleaved PCA, ")
+sw.show(spectra, INTERACTIVE)
+
+# %% [markdown]
+# ## Ask both models
+
+# %%
+chat = sw.generation_explorer({"dense": lm.model, f"sliced d'={DIM}": sliced.model}, lm.tokenizer, PROMPT,
+                              MAX_NEW_TOKENS)
+sw.show(chat, INTERACTIVE)
+
+# %% [markdown]
+# *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
+# below sets the widgets' values from code — which fires the same callbacks as dragging — and the last cell
+# saves every figure to `OUT_DIR`.
+
+# %%
+if not INTERACTIVE:
+    spectra.controls["site"].value = 2 * (L // 2) + 2  # after the middle layer's MLP
+    chat.controls["generate"].click()  # runs both models on PROMPT
+    for name, reply in chat.state.items():
+        print(f"{name}: {reply}")
+
+# %%
+record = sw.save_run(OUT_DIR, "00_quickstart", explorers={"spectra": spectra, "chat": chat},
+                     figures={"metrics": metrics_fig},
+                     extra={"dense": dense.to_dict(), "sliced": small.to_dict(), "dim": DIM})
+print(f"saved {len(record['figures'])} figures to {OUT_DIR}; widget callbacks run: {record['callbacks']}")

@@ -1,0 +1,98 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Linear maps: how a layer's maps split into kept and dropped directions
+#
+# **What it shows.** Slicing restricts every linear map that touches the residual stream: a *reader* (q, k, v,
+# gate, up — and the LM head) sees only the kept directions, W ↦ W·B; a *writer* (o, down — and the embedding)
+# can only write into them, W ↦ Bᵀ·W (B the site's D × d' basis). For a chosen layer and d':
+# - per map, the share of its output energy on real (dense, eval) activations that the kept and the dropped
+#   directions carry, and the share of its weight energy that survives;
+# - along depth, the share each kind of map sends through dropped directions;
+# - the singular values of one map, full against sliced (the sliced map has rank ≤ d');
+# - the eigen-spectra of the residual sites those maps read and write.
+#
+# **How long.** The headless run (setup plus its scripted moves) takes 47 s on an idle 2-core CPU. When the
+# CPU was shared with other jobs: about 1.5 minutes to set up and 1.5 minutes per d' move (one emulated
+# forward pass and the map statistics); a layer or map move takes a second or two (singular values of that
+# layer's maps). On a GPU: not measured (the
+# embedded model cannot travel to our GPU machine); expect seconds. The CI run (2 layers, 2 × 64 tokens)
+# takes under a minute.
+
+# %% tags=["parameters"]
+MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
+DEVICE = "auto"  # auto | cpu | cuda
+INTERACTIVE = True  # False: drive the widgets from code and save the figures (headless / CI)
+OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go here
+CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
+BATCH_SIZE = 4
+MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
+DIM = 432  # initial kept width
+LAYER = 14  # initial layer
+CAL_WINDOWS = 8
+CAL_SEQLEN = 256
+EVAL_WINDOWS = 2
+EVAL_SEQLEN = 256
+
+# %%
+from slicedim_lab import widgets as sw
+from slicedim_lab.flow.session import FlowSession
+from slicedim_lab.widgets.setup import notebook_setup
+
+setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
+                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS)
+lm, cal, evw, L, D = setup.lm, setup.cal, setup.evw, setup.n_layers, setup.hidden
+print(setup.summary())
+session = FlowSession(lm.model, cal, evw, tokenizer=lm.tokenizer, batch_size=BATCH_SIZE, progress=True)
+print("one-off costs (s):", {k: round(v, 1) for k, v in session.seconds.items()})
+
+# %% [markdown]
+# ## Kept and dropped directions, per map
+#
+# Readers: the fractions ‖W P n‖² and ‖W (I−P) n‖² of ‖W n‖² (n the normalised residual; they need not sum to
+# one: the cross term can be either sign). Writers: ‖Bᵀw‖²/‖w‖² and its complement.
+
+# %%
+maps = sw.maps_explorer(session, dim=DIM, layer=LAYER)
+sw.show(maps, INTERACTIVE)
+
+# %%
+sw.layer_maps_table(maps.state["maps"], maps.controls["layer"].value, maps.state["weight_kept"]).round(4)
+
+# %% [markdown]
+# ## The spectra those maps see (dense PCA of every site)
+
+# %%
+spectra = sw.spectrum_explorer(session.pcas, dim=DIM, site=2 * LAYER + 1, title="dense PCA, ")
+sw.show(spectra, INTERACTIVE)
+
+# %% [markdown]
+# *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
+# below sets the widgets' values from code — which fires the same callbacks as dragging — and the last cell
+# saves every figure to `OUT_DIR`.
+
+# %%
+if not INTERACTIVE:
+    maps.controls["layer"].value = 0
+    maps.controls["map"].value = maps.controls["map"].options[-1][1]
+    maps.controls["dim"].value = DIM - 96
+    spectra.controls["dim"].value = DIM - 96
+    print(maps.state["map"], round(maps.state["sigma1_ratio"], 4))
+
+# %%
+record = sw.save_run(OUT_DIR, "02_linear_maps", explorers={"maps": maps, "spectra": spectra},
+                     extra={"dim": maps.state["dim"], "layer": maps.controls["layer"].value})
+print(f"saved {len(record['figures'])} figures to {OUT_DIR}; widget callbacks run: {record['callbacks']}")

@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Dimension sweep: predicted against measured performance, live
+#
+# **What it shows.** Perplexity, next-token accuracy and multiple-choice accuracy against the kept width d'.
+# The predicted curves come from the dense model alone and answer for every d' at once — the slider moves them
+# instantly. **Measure d'** slices the model to the slider's d' for real, evaluates it and adds the point; the
+# error of every predictor at the measured points is shown below. The state lives in a sweep folder
+# (`SWEEP_DIR`, the format of `slicedim sweep --out`): the dense metrics, the Fisher tables and every measured
+# point are cached there, so reopening the notebook keeps them.
+#
+# Predictors (none runs a sliced model; see `slicedim_lab/predict/`):
+#
+# | predictor | formula | inputs | cost |
+# |---|---|---|---|
+# | `paper` | ln PPL(d') = (D/d')·ln PPL₀; acc(d') = acc₀^(D/d') (our reading of the paper's accuracy relation) | dense PPL₀, acc₀ | nothing |
+# | `fisher` | PPL₀·exp(Σ_s ½·mean_t (g_{s,t}·δ_{s,t})²), δ_s what site s newly cuts, g sampled-label gradients | dense PCA + gradient windows | one forward+backward per gradient window, then a lookup per d' |
+# | `fisher_cross` | ½·mean_t (Σ_s g·δ_s)²: keeps cross-site terms | same | same |
+# | `fisher_full` | ½·(1/T)·Σ_windows (Σ_{s,t} g·δ)²: keeps all cross terms | same | same |
+# | `fisher_semi` | as `fisher`, in semi-interleaved bases (the PCA of the stream after the upstream cuts, from dense moments) | + cross moments of neighbouring sites | per width named in advance (`SEMI_DIMS`) |
+# | `fisher_semi_cross`, `fisher_semi_geo` | cross-site sum; geometric mean of the two | same | same |
+#
+# **Ours** (the headline beside `paper`): `fisher` for `dense` bases, `fisher_semi` for `interleaved` (each
+# is the Fisher sum in the bases that sweep slices with). Gradients are taken on calibration windows the PCA
+# did not see.
+#
+# Accuracies of the Fisher predictors use the paper's coupling acc₀^(ln PPL / ln PPL₀).
+#
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items): the
+# headless run — setup (cached in `SWEEP_DIR`: a rerun skips the dense evaluation and the Fisher tables) and
+# one measured point with `dense` bases — takes 54 s on an idle 2-core CPU (6.5 minutes of setup and 2 per
+# point when the CPU was shared with other jobs). A slider move is instant; `interleaved` measurements take
+# longer (a SliceGPT calibration per point). On a GPU: not measured
+# (the embedded model cannot travel to our GPU machine); expect seconds per measurement. The CI run
+# (2 layers, 2 × 64 tokens) takes under a minute.
+
+# %% tags=["parameters"]
+MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
+DEVICE = "auto"  # auto | cpu | cuda
+INTERACTIVE = True  # False: drive the widgets from code and save the figures (headless / CI)
+OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go here
+CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
+BATCH_SIZE = 4
+MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
+DIM = 432  # initial kept width
+BASIS = "dense"  # bases for Measure: dense is fast, interleaved is SliceGPT proper
+CAL_WINDOWS = 8
+CAL_SEQLEN = 256
+EVAL_WINDOWS = 8
+EVAL_SEQLEN = 256
+GRAD_WINDOWS = 4  # gradient windows of the Fisher predictors
+TASKS = ["corpus-mc"]  # offline multiple choice; lm-eval task names where their datasets are reachable
+MC_ITEMS = 16
+SEMI_DIMS = [432, 384, 336, 288]  # widths named in advance for the semi-interleaved Fisher predictors
+SWEEP_DIR = "runs/notebooks/sweep"  # relative to the notebook folder when run in Jupyter
+FRESH = False  # True discards a SWEEP_DIR that holds other settings
+MEASURE_DIMS = [432]  # what the headless run measures
+
+# %%
+from slicedim_lab import widgets as sw
+from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.runner import SweepRunner
+
+cfg = SweepConfig(model=MODEL, corpus=CORPUS, basis=BASIS, cal_samples=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
+                  eval_seqlen=EVAL_SEQLEN, max_eval_windows=EVAL_WINDOWS, grad_windows=GRAD_WINDOWS,
+                  tasks=TASKS, mc_items=MC_ITEMS)
+runner = SweepRunner(cfg, SWEEP_DIR, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH, max_layers=MAX_LAYERS,
+                     semi_dims=SEMI_DIMS)
+print(f"dense: PPL {runner.dense.ppl:.3f}, top-1 {runner.dense.acc:.4f}, MC {runner.dense.mc_acc}; "
+      f"{len(runner.rows)} point(s) already measured in {SWEEP_DIR}")
+
+# %% [markdown]
+# ## Drag d', then measure
+#
+# The dashed line marks the slider's d'; the coloured dots are each predictor's value there; black diamonds
+# are measured points.
+
+# %%
+sweep = sw.sweep_explorer(runner, dim=DIM)
+sw.show(sweep, INTERACTIVE)
+
+# %% [markdown]
+# *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
+# below sets the widgets' values from code — which fires the same callbacks as dragging — and the last cell
+# saves every figure to `OUT_DIR`.
+
+# %%
+if not INTERACTIVE:
+    for d in MEASURE_DIMS:
+        sweep.controls["dim"].value = d
+        sweep.controls["measure"].click()  # slices (or projects) to d and evaluates
+    sweep.controls["dim"].value = max(sweep.controls["dim"].min, DIM - 64)  # predictions only: instant
+
+# %% [markdown]
+# Every measured point with each predictor's perplexity and signed error (%):
+
+# %%
+sw.sweep_table(runner).round(4)
+
+# %%
+record = sw.save_run(OUT_DIR, "03_dimension_sweep", explorers={"sweep": sweep},
+                     extra={"rows": runner.rows, "sweep_dir": str(SWEEP_DIR)})
+print(f"saved {len(record['figures'])} figures to {OUT_DIR}; widget callbacks run: {record['callbacks']}")

@@ -1,0 +1,170 @@
+// Open notebooks in a running JupyterLab with headless Debian chromium (one browser, one tab per notebook),
+// run all cells, move one slider (or click one button) and check that a rendered plotly figure's data
+// changed. Used by tests/notebooks/test_notebooks_browser.py; run by hand:
+//   node tests/notebooks/browser/run_notebooks.js '{"url": "http://127.0.0.1:8888", "token": "...",
+//     "timeout_s": 300, "notebooks": [{"notebook": "00_quickstart.ipynb", "shots": "/tmp/shots",
+//     "slider": "site", "keys": 1, "generate": true}]}'
+// Per notebook: "slider" (a slider's description, e.g. "layer" or "d'"), "nth" (which slider of that name,
+// 0 = first, -1 = last), "keys" (ArrowRight presses on its handle, negative: ArrowLeft), or "click" (a
+// button's label) instead of a slider; "generate": also click a Generate button and wait for the answers.
+// The figures compared are those of the widget box holding the control (an explorer's figures).
+// Prints one JSON line: a list of {"notebook", "ok", "cells", "plots", "errors", "changed", "value",
+// "answers", "screenshots", "log"}. Needs JupyterLab started with --LabApp.expose_app_in_browser=True.
+"use strict";
+const path = require("path");
+const fs = require("fs");
+const { chromium } = require(path.join(__dirname, "node_modules", "playwright-core"));
+
+const opts = JSON.parse(process.argv[2]);
+
+// a digest of every plotly figure's traces inside `root` (typed arrays as plain arrays)
+function figureDigests(root) {
+  return [...root.querySelectorAll(".js-plotly-plot")].map((gd) => {
+    const s = JSON.stringify(gd.data || [], (k, v) => (ArrayBuffer.isView(v) ? Array.from(v) : v));
+    let h = 0;
+    for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
+    return `${s.length}:${h}`;
+  });
+}
+
+async function runOne(browser, nb) {
+  const t0 = Date.now();
+  const deadline = t0 + (opts.timeout_s || 300) * 1000;
+  const left = () => Math.max(1000, deadline - Date.now());
+  const log = [];
+  const note = (m) => log.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`);
+  const result = { notebook: nb.notebook, ok: false, cells: 0, plots: 0, errors: [], changed: false,
+                   value: null, answers: "", screenshots: [], log };
+  fs.mkdirSync(nb.shots, { recursive: true });
+  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+  page.on("pageerror", (e) => note(`pageerror: ${e.message.slice(0, 200)}`));
+  const shot = async (name) => {
+    const file = path.join(nb.shots, `${name}.png`);
+    await page.screenshot({ path: file });
+    result.screenshots.push(file);
+  };
+  try {
+    await page.goto(`${opts.url}/lab/tree/${nb.notebook}?token=${opts.token}`, { timeout: left() });
+    await page.waitForFunction(() => window.jupyterapp && document.querySelector(".jp-Notebook .jp-Cell"),
+      null, { timeout: left() });
+    await page.waitForFunction((name) => {
+      const w = window.jupyterapp.shell.currentWidget;
+      return w && w.context && w.context.path.endsWith(name) && w.sessionContext.session &&
+        w.sessionContext.session.kernel && w.sessionContext.session.kernel.connectionStatus === "connected";
+    }, nb.notebook, { timeout: left(), polling: 500 });
+    note("kernel connected");
+    await page.evaluate(`window.figureDigests = ${figureDigests}`);
+    await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
+    // done when no cell shows [*] and every code cell has an execution count
+    await page.waitForFunction(() => {
+      const w = window.jupyterapp.shell.currentWidget;
+      const cells = w.content.widgets.filter((c) => c.model.type === "code");
+      const busy = [...document.querySelectorAll(".jp-InputArea-prompt")].some((p) => p.textContent.includes("*"));
+      return !busy && cells.length > 0 && cells.every((c) => c.model.executionCount !== null);
+    }, null, { timeout: left(), polling: 500 });
+    note("all cells ran");
+    [result.cells, result.errors] = await page.evaluate(() => {
+      const cells = window.jupyterapp.shell.currentWidget.content.widgets.filter((c) => c.model.type === "code");
+      const errors = [];
+      for (const c of cells) {
+        for (let i = 0; i < c.model.outputs.length; i++) {
+          const o = c.model.outputs.get(i).toJSON();
+          if (o.output_type === "error") errors.push(`${o.ename}: ${o.evalue}`);
+        }
+      }
+      return [cells.length, errors];
+    });
+    // a rendered plotly figure: an svg with plotted data inside a .js-plotly-plot element
+    await page.waitForSelector(".js-plotly-plot .main-svg", { timeout: left() });
+    result.plots = await page.locator(".js-plotly-plot").count();
+
+    // the control, and the widget box around it that holds figures (its explorer)
+    let control;
+    if (nb.click) {
+      control = page.locator("button.jupyter-button", { hasText: nb.click }).first();
+    } else {
+      const sliders = page.locator(".widget-slider").filter({
+        has: page.locator("label.widget-label", { hasText: new RegExp(`^${nb.slider}$`) }) });
+      const n = await sliders.count();
+      if (!n) throw new Error(`no slider "${nb.slider}"`);
+      control = sliders.nth(nb.nth < 0 ? n + nb.nth : nb.nth || 0);
+    }
+    await control.scrollIntoViewIfNeeded();
+    const box = await control.evaluateHandle((el) => {
+      let b = el.parentElement;
+      while (b && !b.querySelector(".js-plotly-plot")) b = b.parentElement;
+      return b;
+    });
+    // settle: the figures' data no longer change on their own
+    let before = await box.evaluate(figureDigests);
+    for (let i = 0; i < 20; i++) {
+      await page.waitForTimeout(500);
+      const again = await box.evaluate(figureDigests);
+      if (JSON.stringify(again) === JSON.stringify(before)) break;
+      before = again;
+    }
+    if (!before.length) throw new Error("no figure next to the control");
+    await shot("01_before");
+    if (nb.click) {
+      await control.click();
+      note(`clicked ${nb.click}`);
+    } else {
+      const handle = control.locator(".noUi-handle").first();
+      await handle.focus();
+      for (let i = 0; i < Math.abs(nb.keys || 1); i++) {
+        await page.keyboard.press((nb.keys || 1) > 0 ? "ArrowRight" : "ArrowLeft");
+      }
+      result.value = (await control.locator(".widget-readout").first().innerText()).trim();
+      note(`slider ${nb.slider} moved to ${result.value}`);
+    }
+    await page.waitForFunction(([el, old]) => {
+      return JSON.stringify(window.figureDigests(el)) !== old;
+    }, [box, JSON.stringify(before)], { timeout: left(), polling: 500 }).then(() => {
+      result.changed = true;
+    }).catch(() => note("the figures did not change"));
+    note(`figures changed: ${result.changed}`);
+    await page.waitForTimeout(1000);
+    await shot("02_after");
+    // click Generate (the callback runs in the kernel, the answers come back through the widget comm)
+    if (nb.generate) {
+      const button = page.locator("button.jupyter-button", { hasText: "Generate" }).first();
+      await button.scrollIntoViewIfNeeded();
+      await button.click();
+      const answers = page.locator(".widget-html table").first();
+      await answers.waitFor({ timeout: left() });
+      result.answers = (await answers.innerText()).slice(0, 500);
+      await answers.scrollIntoViewIfNeeded();
+      note("answers shown");
+      await shot("03_generated");
+    }
+    result.ok = result.errors.length === 0 && result.plots > 0 && result.changed;
+  } catch (e) {
+    result.errors.push(`driver: ${e.message.split("\n")[0]}`);
+    await shot("99_failure").catch(() => null);
+  } finally {
+    // free the kernel (and its model) before the next notebook starts
+    await page.evaluate(() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()).catch(() => null);
+    await page.close();
+  }
+  return result;
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: opts.chromium || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    ],
+  });
+  const results = [];
+  try {
+    for (const nb of opts.notebooks) results.push(await runOne(browser, nb));
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(results));
+}
+
+main();
