@@ -1,4 +1,4 @@
-"""Eval throughput of `slicedim_lab.metrics.evaluate` vs a plain transformers forward loop, same windows.
+"""Eval throughput of `slicedim_lab.eval.metrics.evaluate` vs a plain transformers forward loop, same windows.
 
 Both measure the same thing (mean next-token loss over every window): the plain loop is what one would
 write by hand, `model(input_ids=batch, labels=batch)` batch by batch under no_grad. Repetitions are
@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from slicedim_lab.corpus import load_windows
-from slicedim_lab.metrics import evaluate
-from slicedim_lab.models import DEFAULT_MODEL, load_model
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.load.corpus import load_windows
+from slicedim_lab.load.models import DEFAULT_MODEL, load_model
 
 
 def plain_loop(model: torch.nn.Module, windows: torch.Tensor, batch_size: int) -> float:

@@ -20,11 +20,13 @@ import time
 
 import torch
 
-from slicedim_lab.corpus import load_windows
-from slicedim_lab.emulate import dense_bases, emulated_logits
-from slicedim_lab.flow import FlowSession
-from slicedim_lab.models import DEFAULT_MODEL, load_model
-from slicedim_lab.slicing import site_dims, slice_model
+from slicedim_lab.core.emulate import emulated_logits
+from slicedim_lab.core.replay import dense_bases
+from slicedim_lab.core.slicing import slice_model
+from slicedim_lab.core.widths import site_dims
+from slicedim_lab.flow.session import FlowSession
+from slicedim_lab.load.corpus import load_windows
+from slicedim_lab.load.models import DEFAULT_MODEL, load_model
 
 
 def main() -> None:

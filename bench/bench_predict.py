@@ -22,8 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slicedim_lab.predict import PREDICTORS  # noqa: E402
-from slicedim_lab.sweep import SweepConfig, run_sweep  # noqa: E402
+from slicedim_lab.predict.fisher import FisherTables  # noqa: E402
+from slicedim_lab.predict.registry import predictor_names  # noqa: E402
+from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
+from slicedim_lab.sweep.runner import run_sweep  # noqa: E402
 
 SPARSITIES = [0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
@@ -67,7 +69,7 @@ def corpus_path(name: str, folder: Path) -> str:
 def summarise(rows: list[dict], dense: dict, tables) -> dict:
     pts = [r for r in rows if 0.1 - 1e-9 <= r["sparsity"] <= 0.5 + 1e-9]
     table = {}
-    for p in PREDICTORS:
+    for p in predictor_names():
         e = [abs(r[f"ppl_err_{p}"]) for r in pts]
         a = [abs(r[f"acc_pred_{p}"] - r["acc_measured"]) for r in pts]
         m = [abs(r[f"mc_acc_pred_{p}"] - r["mc_acc_measured"]) for r in pts
@@ -123,8 +125,6 @@ def main() -> None:
     tag = f"{Path(args.corpus).stem}-{args.basis}-c{args.cal_samples}-g{grads}"
     folder = out / f"{tag}-e{args.max_eval_windows}-m{args.mc_items}"
     rows = run_sweep(cfg, folder, sparsities=SPARSITIES, device="cpu", progress=False)
-    from slicedim_lab.predict import FisherTables
-
     tables = FisherTables.load(folder / "fisher.pt")
     dense = json.loads((folder / "dense.json").read_text())
     res = summarise(rows, dense, tables)
