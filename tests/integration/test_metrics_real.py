@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference import plain_loop
 
 from slicedim_lab.eval.metrics import evaluate, token_losses
 from slicedim_lab.load.models import LoadedModel

@@ -7,27 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
+from reference import plain_loop
 
 from slicedim_lab.errors import UsageError
 from slicedim_lab.eval.metrics import EvalResult, evaluate, token_losses
 from slicedim_lab.load.models import tiny_model
-
-
-def plain_loop(model: torch.nn.Module, windows: torch.Tensor) -> tuple[float, float, float, torch.Tensor]:
-    """Reference, one window at a time: ppl from transformers' own shifted loss (computed in float32 even
-    for float64 models), ppl and per-token CE recomputed in the logits' dtype, and top-1 accuracy."""
-    hf_losses, hits, per_token = [], 0, []
-    with torch.no_grad():
-        for w in windows:
-            out = model(input_ids=w[None], labels=w[None])
-            hf_losses.append(out.loss.double().item())
-            hits += int((out.logits[0, :-1].argmax(-1) == w[1:]).sum())
-            per_token.append(F.cross_entropy(out.logits[0, :-1], w[1:], reduction="none"))
-    n_pred = windows.shape[0] * (windows.shape[1] - 1)
-    ce = torch.stack(per_token)
-    hf_ppl = math.exp(sum(hf_losses) / len(hf_losses))
-    return hf_ppl, math.exp(ce.double().mean().item()), hits / n_pred, ce
 
 
 @pytest.fixture(scope="module")
