@@ -47,8 +47,9 @@ def logit_loss_sums(
     ce: Float[Tensor, "b seq_1"] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Summed correct-token logit and summed next-token cross-entropy (`core.nll.next_token_ce`, or `ce` when
-    the caller already has it) over the predicted positions; differentiable."""
-    return correct_logits(logits, ids).sum(), (next_token_ce(logits, ids) if ce is None else ce).sum()
+    the caller already has it) over the predicted positions, summed in float64; differentiable."""
+    ce = next_token_ce(logits, ids) if ce is None else ce
+    return correct_logits(logits, ids).double().sum(), ce.double().sum()
 
 
 def attribute_batch(
