@@ -1,0 +1,171 @@
+"""`slicedim eval` (measure a model) and `slicedim slice` (SliceGPT a model, export it, measure it)."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+from ..core.size import macs_per_token, param_breakdown
+from ..core.slicing import save_sliced, slice_model
+from ..core.widths import dim_for_sparsity, load_schedule, site_dims
+from ..errors import UsageError
+from ..eval.metrics import evaluate
+from ..load import models
+from ..load.corpus import load_text, windows
+from .common import add_common_options, add_corpus_options, check_positive, print_table, write_json
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="perplexity and top-1 accuracy of a model on a corpus split")
+    add_common_options(p)
+    add_corpus_options(p, split="eval")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure ppl/accuracy on non-overlapping windows of a corpus split; print a table, optionally JSON."""
+
+    if args.seqlen < 2:
+        raise UsageError(f"seqlen must be at least 2 (one input and one predicted token), got {args.seqlen}")
+    check_positive("max-windows", args.max_windows)
+    check_positive("batch-size", args.batch_size)
+    text = load_text(args.corpus, args.split)
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
+    ids = windows(lm.tokenizer, text, args.seqlen, args.max_windows)
+    res = evaluate(lm.model, ids, batch_size=args.batch_size, device=lm.device, progress=not args.no_progress)
+    payload = {
+        "ppl": res.ppl,
+        "accuracy": res.accuracy,
+        "nll": res.nll,
+        "tokens": res.tokens,
+        "windows": res.windows,
+        "seqlen": res.seqlen,
+        "model": args.model,
+        "corpus": args.corpus,
+        "split": args.split,
+        "device": str(lm.device),
+        "dtype": str(next(lm.model.parameters()).dtype).removeprefix("torch."),
+        "seconds": res.seconds,
+    }
+    # With --json - the JSON owns stdout, so the table goes to stderr.
+    shown = ("model", "corpus", "split", "windows", "seqlen", "tokens", "ppl", "accuracy")
+    print_table(
+        [(k, payload[k]) for k in shown] + [("tokens/s", res.tokens / max(res.seconds, 1e-9))],
+        stream=sys.stderr if args.json == "-" else sys.stdout,
+    )
+    write_json(args.json, payload)
+    return 0
+
+
+def add_slice_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("slice", help="calibrate, slice to a kept width, evaluate, optionally save")
+    add_common_options(p)
+    p.add_argument("--corpus", default="python-docs", help="python-docs | wikitext2 | path to a UTF-8 file")
+    width = p.add_mutually_exclusive_group(required=True)
+    width.add_argument("--sparsity", type=float, help="s in [0, 1): d' = int((1-s) D) rounded down")
+    width.add_argument("--dim", type=int, help="kept width d' at every site")
+    width.add_argument("--schedule", help="per-site widths (2L+1): JSON file or comma-separated list")
+    p.add_argument("--round-interval", type=int, default=8, help="round d' down to a multiple (default 8)")
+    p.add_argument("--slice-head", action="store_true", help="slice the last site too (the head's input)")
+    p.add_argument("--untie-head", action="store_true", help="untie a tied embedding/head (as the reference)")
+    p.add_argument("--final-orientation", default="pca", choices=("pca", "random"))
+    p.add_argument("--seed", type=int, default=0, help="seed of the random orientation")
+    p.add_argument("--cal-samples", type=int, default=32, help="calibration windows (default 32)")
+    p.add_argument("--cal-seqlen", type=int, default=512, help="calibration window length (default 512)")
+    p.add_argument("--eval-seqlen", type=int, default=512, help="eval window length (default 512)")
+    p.add_argument("--max-eval-windows", type=int, default=None, help="eval on at most N windows")
+    p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
+    p.add_argument("--eval-dense", action="store_true", help="also measure the dense model")
+    p.add_argument("--out", default=None, help="save the sliced model to this folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_slice)
+
+
+def cmd_slice(args: argparse.Namespace) -> int:
+    """Calibrate on the first --cal-samples windows, slice, evaluate on the eval split, report (and save)."""
+
+
+    counts = ("cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "batch_size", "round_interval")
+    for name in counts:
+        check_positive(name.replace("_", "-"), getattr(args, name))
+    if min(args.cal_seqlen, args.eval_seqlen) < 2:
+        raise UsageError("sequence lengths must be at least 2")
+    if args.sparsity is not None:
+        dim_for_sparsity(args.sparsity, 10**6, 1)  # range check before anything is loaded
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise UsageError(f"output folder {args.out} exists (use --overwrite)")
+    schedule = load_schedule(args.schedule) if args.schedule else None
+    cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
+    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
+    cfg = lm.model.config
+    dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=args.sparsity, dim=args.dim,
+                     schedule=schedule, round_interval=args.round_interval, slice_head=args.slice_head)
+    cal = windows(lm.tokenizer, cal_text, args.cal_seqlen, args.cal_samples)
+    if cal.shape[0] < args.cal_samples:
+        raise UsageError(f"the calibration split has {cal.shape[0]} windows of {args.cal_seqlen} tokens, "
+                         f"fewer than --cal-samples {args.cal_samples}")
+    ev = windows(lm.tokenizer, eval_text, args.eval_seqlen, args.max_eval_windows)
+    progress = not args.no_progress
+    dense = None
+    if args.eval_dense:
+        dense = evaluate(lm.model, ev, args.batch_size, device=lm.device, progress=progress)
+    params_dense, macs_dense = param_breakdown(lm.model), macs_per_token(lm.model, args.eval_seqlen)
+    t0 = time.perf_counter()
+    res = slice_model(
+        lm.model, cal, dims, untie_head=args.untie_head, final_orientation=args.final_orientation,
+        seed=args.seed, batch_size=args.batch_size, inplace=not args.eval_dense, progress=progress,
+    )
+    seconds_slice = time.perf_counter() - t0
+    res.model.config.slicing["corpus"] = args.corpus
+    ev_res = evaluate(res.model, ev, args.batch_size, device=lm.device, progress=progress)
+    uniform = len(set(dims[:-1])) == 1
+    params_sliced, macs_sliced = param_breakdown(res.model), macs_per_token(res.model, args.eval_seqlen)
+    payload = {
+        **({"dim": dims[0]} if uniform and not schedule else {"dims": dims}),
+        "sparsity": 1 - sum(dims) / len(dims) / cfg.hidden_size if args.sparsity is None else args.sparsity,
+        "hidden_size": cfg.hidden_size,
+        "params_dense": params_dense["total"],
+        "params_sliced": params_sliced["total"],
+        "params_ratio": params_sliced["total"] / params_dense["total"],
+        "params_breakdown_dense": params_dense,
+        "params_breakdown_sliced": params_sliced,
+        "macs_per_token_dense": macs_dense["total"],
+        "macs_per_token_sliced": macs_sliced["total"],
+        "ppl": ev_res.ppl,
+        "accuracy": ev_res.accuracy,
+        "ppl_dense": dense.ppl if dense else None,
+        "accuracy_dense": dense.accuracy if dense else None,
+        "cal_loss": res.cal_loss,
+        "eval_tokens": ev_res.tokens,
+        "seconds_calibrate_slice": seconds_slice,
+        "seconds_eval": ev_res.seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model": args.model,
+        "corpus": args.corpus,
+        "cal_samples": args.cal_samples,
+        "cal_seqlen": args.cal_seqlen,
+        "eval_seqlen": args.eval_seqlen,
+        "round_interval": args.round_interval,
+        "slice_head": args.slice_head,
+        "tied_head": res.model.config.tie_word_embeddings,
+        "final_orientation": args.final_orientation,
+        "seed": args.seed,
+        "out": args.out,
+    }
+    if args.out:
+        save_sliced(res.model, args.out, tokenizer=lm.tokenizer, overwrite=args.overwrite)
+    shown = [("model", args.model), ("kept width", payload.get("dim", "schedule")),
+             ("hidden size", cfg.hidden_size), ("params dense", params_dense["total"]),
+             ("params sliced", params_sliced["total"]),
+             ("params ratio", payload["params_ratio"]), ("ppl", ev_res.ppl), ("accuracy", ev_res.accuracy)]
+    if dense:
+        shown += [("ppl dense", dense.ppl), ("accuracy dense", dense.accuracy)]
+    shown += [("calibrate+slice s", seconds_slice), ("eval s", ev_res.seconds)]
+    print_table(shown, stream=sys.stderr if args.json == "-" else sys.stdout)
+    write_json(args.json, payload)
+    return 0

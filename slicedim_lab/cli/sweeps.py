@@ -1,0 +1,64 @@
+"""`slicedim sweep` (measured and predicted over d') and `slicedim predict` (predictions only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..sweep.options import add_options, config_from_args
+from ..sweep.runner import predict_only, run_sweep
+from ..viz.report import error_summary, headline_text
+from .common import add_common_options, write_json
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+
+    p = sub.add_parser("sweep", help="slice at each d', measure, predict beside; resumable")
+    add_common_options(p)
+    add_options(p, sweep=True)
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run or resume a sweep into --out: results.csv/json one row per point, then report.html."""
+
+    cfg, sparsities, dims = config_from_args(args)
+    log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
+    rows = run_sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
+                     batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+                     report=not args.no_report, log=log)
+    summary = error_summary(rows)
+    log("all predictors and estimators over the points with s > 0:")
+    for s in summary:
+        log(f"  {s['name']:<18} mean |err| {s['mean_abs_err']:6.1f}%   max |err| {s['max_abs_err']:6.1f}%")
+    log(headline_text(rows, cfg.basis))
+    write_json(args.json, {"out": str(args.out), "rows": rows, "errors": summary})
+    return 0
+
+
+def add_predict_parser(sub: argparse._SubParsersAction) -> None:
+
+    p = sub.add_parser("predict", help="predicted PPL/accuracy at each d' (dense model only)")
+    add_common_options(p)
+    add_options(p, sweep=False)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predictions only: dense metrics + dense-only Fisher tables; never slices or projects the model."""
+
+    cfg, sparsities, dims = config_from_args(args)
+    res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
+                       device=args.device, progress=not args.no_progress)
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    d = res["dense"]
+    mc = f"  mc_acc {d['mc_acc']:.4f}" if d["mc_acc"] is not None else ""
+    print(f"dense: ppl {d['ppl']:.4f}  acc {d['acc']:.4f}{mc}  (D={res['hidden']}; {res['seconds']:.0f}s)",
+          file=stream)
+    names = [k.removeprefix("ppl_pred_") for k in res["predictions"][0] if k.startswith("ppl_pred_")]
+    print(f"{'dim':>5} {'s':>5}  " + "  ".join(f"{n:>25}" for n in names) + "   (ppl / acc)", file=stream)
+    for r in res["predictions"]:
+        cells = "  ".join(f"{r['ppl_pred_' + n]:>16.3f} / {r['acc_pred_' + n]:.4f}" for n in names)
+        print(f"{r['dim']:>5} {r['sparsity']:>5.2f}  {cells}", file=stream)
+    write_json(args.json, res)
+    return 0
