@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from flow_fixtures import token_ids
+from tiny_fixtures import token_ids
 
 from slicedim_lab.core.emulate import (
     VERIFY_RTOL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from flow_fixtures import ARCHS, tiny64, token_ids
+from tiny_fixtures import ARCHS, tiny64, token_ids
 
 from slicedim_lab.core import bridge as bridge_mod
 from slicedim_lab.core.bridge import boot_bridge, hook_report

@@ -1,4 +1,4 @@
-"""Helpers for the flow / emulation tests (plain functions: conftest.py belongs to a colleague)."""
+"""Tiny-model helpers shared by the test tiers (plain functions, importable from any test folder)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.load.models import TINY_ARCHS, tiny_model
 
-ARCHS = ("llama", "mistral", "qwen2", "phi3")
+ARCHS = TINY_ARCHS
 
 
 def token_ids(n: int, seqlen: int, seed: int = 0, vocab: int = 256) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from flow_fixtures import tiny64, token_ids
+from tiny_fixtures import tiny64, token_ids
 
 from slicedim_lab.core.emulate import emulated_logits
 from slicedim_lab.core.sites import lens_sites, n_sites

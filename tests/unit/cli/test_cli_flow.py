@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from flow_fixtures import tiny_folder
+from tiny_fixtures import tiny_folder
 
 from slicedim_lab.cli import main
 from slicedim_lab.core import emulate
@@ -20,8 +20,8 @@ SMALL = ["--cal-samples", "2", "--cal-seqlen", "32", "--eval-windows", "2", "--e
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, smol) -> Path:
-    return tiny_folder(tmp_path_factory.mktemp("tiny") / "model", smol.tokenizer)
+def tiny_dir(tmp_path_factory, smol_tok) -> Path:
+    return tiny_folder(tmp_path_factory.mktemp("tiny") / "model", smol_tok)
 
 
 def run(capsys, argv: list[str]) -> tuple[int, str, str]:
@@ -102,16 +102,3 @@ def test_verify_passes_and_fails(capsys, tiny_dir, monkeypatch):
     assert code == 1 and json.loads(out)["ok"] is False
 
 
-@pytest.mark.smol
-@pytest.mark.slow
-def test_flow_real_model(capsys):
-    code, out, err = run(capsys, ["flow", "--dim", "432", "--basis", "dense", "--cal-samples", "2",
-                                  "--cal-seqlen", "64", "--eval-windows", "1", "--eval-seqlen", "64",
-                                  "--lens", "10", "--attribution-steps", "1", "--no-progress", "--json", "-"])
-    assert code == 0
-    res = json.loads(out)
-    assert res["hidden_size"] == 576 and len(res["per_layer"]) == 31
-    sm = res["summary"]
-    assert sm["ppl_sliced"] > sm["ppl_dense"] and sm["kl"] > 0
-    total = sm["attr_loss_dense"] + sm["attr_loss_integrated_sum"] + sm["attr_loss_integrated_remainder"]
-    assert total == pytest.approx(sm["attr_loss_sliced"], abs=1e-9)
