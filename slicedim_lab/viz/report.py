@@ -107,6 +107,8 @@ def _headline_html(rows: list[dict], basis: str) -> str:
         v, e = h[f"{m}_{tag}"], h[f"{m}_err_{tag}"]
         if v is None:
             return "<td></td>"
+        if e is None:  # predicted, not measured (e.g. multiple choice predicted from the dense accuracy)
+            return f"<td>{v:.4g}</td>" if m == "ppl" else f"<td>{v:.3f}</td>"
         val, err = (f"{v:.4g}", f"{e:+.0f}%") if m == "ppl" else (f"{v:.3f}", f"{e:+.1f}")
         return f"<td>{val} <small>({err})</small></td>"
 

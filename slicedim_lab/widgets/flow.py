@@ -8,7 +8,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..flow.session import FlowReport, FlowSession, spectrum_table
+from ..flow.session import FlowReport, FlowSession
+from ..flow.tables import spectrum_table
 from ..viz import flow as vf
 from ..viz.spectra import layer_spectra_figure
 from .base import Explorer, counted, live, redraw, slider

@@ -13,7 +13,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..core.sites import layer_of_map
-from ..flow.session import FlowSession, map_weight
+from ..flow.maps import map_weight
+from ..flow.session import FlowSession
 from ..viz import flow as vf
 from .base import Explorer, counted, live, redraw, slider
 from .flow import ReportCache

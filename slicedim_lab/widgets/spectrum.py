@@ -10,7 +10,7 @@ import ipywidgets as W
 
 from ..core.pca import SitePCA
 from ..core.sites import site_at
-from ..flow.session import retained_at
+from ..flow.tables import retained_at
 from ..viz.spectra import discarded_figure, spectrum_figure
 from .base import Explorer, counted, live, redraw, slider
 

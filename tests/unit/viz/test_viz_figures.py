@@ -1,0 +1,112 @@
+"""The predictor figures from hand-made tables: which traces, in which order, with which data, colours and
+visibility; error clipping; the per-site charge."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from slicedim_lab import schema
+from slicedim_lab.predict.registry import predictor_names, shown_names
+from slicedim_lab.viz import figures, style
+from slicedim_lab.viz.tables import curve_dims, default_curves, measured_table, site_table
+
+
+def by_name(fig) -> dict:
+    return {t.name: t for t in fig.data}
+
+
+def test_curve_dims_include_full_width_and_extras() -> None:
+    assert curve_dims(64, 40, 8, extra=[33, 100, 0]) == [33, 40, 48, 56, 64]
+
+
+def test_curves_hold_nan_where_a_predictor_is_unknown(dense, tables, width) -> None:
+    curves = default_curves(dense, tables, 16)
+    semi = curves.set_index("dim")[schema.pred("ppl", "fisher_semi")]
+    assert semi.dropna().index.tolist() == [32, 48, width]  # the tables' semi widths and the full width
+    assert curves[schema.pred("ppl", "fisher")].notna().all()
+
+
+def test_prediction_figure_traces(dense, tables, rows, width) -> None:
+    curves = default_curves(dense, tables, 16, measured=[r["dim"] for r in rows])
+    fig = figures.prediction_figure(curves, "ppl", measured_table(rows))
+    names = [t.name for t in fig.data]
+    preds = [style.predicted_name(p) for p in predictor_names()]
+    assert names == [*preds, "measured", style.estimate_name("cal_ratio")]  # registry order, then measured
+    t = by_name(fig)
+    full, semi = t[style.predicted_name("fisher")], t[style.predicted_name("fisher_semi")]
+    assert full.mode == "lines" and list(full.x) == curves["dim"].tolist()
+    assert semi.mode == "markers+lines" and semi.line.dash == "dash" and list(semi.x) == [32, 48, width]
+    for p in predictor_names():
+        tr = t[style.predicted_name(p)]
+        assert tr.line.color == style.predictor_color(p)
+        assert tr.visible == (True if p in shown_names() else "legendonly")
+    meas = t["measured"]
+    assert list(meas.x) == [32, 48] and list(meas.y) == [25.0, 14.0]
+    assert meas.marker.color == style.MEASURED_COLOR
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_log_axis_spans_measured_points_and_headline_predictors(dense, tables, rows) -> None:
+    curves = default_curves(dense, tables, 16, measured=[32, 48])
+    fig = figures.prediction_figure(curves, "ppl", measured_table(rows))
+    lo, hi = (10 ** v for v in fig.layout.yaxis.range)
+    heads = [*curves[schema.pred("ppl", "fisher")], *curves[schema.pred("ppl", "fisher_semi")].dropna()]
+    assert lo <= min(min(heads), 14.0) and hi >= max(max(heads), 25.0)
+    assert curves[schema.pred("ppl", "paper")].max() > hi  # the paper's law may leave the axis
+
+
+def test_slider_marker_shows_shown_predictors_at_one_width(dense, tables) -> None:
+    curves = default_curves(dense, tables, 16)
+    at = {"dim": 40, **curves.set_index("dim").loc[40].dropna().to_dict()}
+    fig = figures.prediction_figure(curves, "acc", None, at=at)
+    here = fig.data[-1]
+    shown = [p for p in predictor_names() if p in shown_names() and schema.pred("acc", p) in at]
+    assert here.name == "at the slider" and list(here.x) == [40] * len(shown)
+    assert list(here.y) == [at[schema.pred("acc", p)] for p in shown]
+    assert list(here.marker.color) == [style.predictor_color(p) for p in shown]
+    (line,) = fig.layout.shapes
+    assert line.x0 == line.x1 == 40 and fig.layout.yaxis.type != "log"
+
+
+def test_predictor_known_only_at_full_width_is_not_drawn() -> None:
+    curves = pd.DataFrame({"dim": [32, 64], schema.pred("ppl", "paper"): [20.0, 10.0],
+                           schema.pred("ppl", "fisher_semi"): [math.nan, 10.0]})
+    assert figures.curve_predictors(curves) == ["paper"]
+
+
+def test_error_bars_are_clipped_but_labelled_with_the_value() -> None:
+    mt = pd.DataFrame({"dim": [48, 32], schema.err("paper"): [1234.5, -20.0],
+                       schema.err("fisher"): [3.0, None], schema.err("fisher_cross"): [None, None],
+                       schema.est_err("cal_ratio"): [1.0, 2.0]})
+    fig = figures.error_figure(mt, limit=300.0)
+    t = by_name(fig)
+    assert list(t) == ["paper", "fisher", "estimate: cal_ratio"]  # an all-empty predictor is left out
+    assert list(t["paper"].x) == ["32", "48"] and list(t["paper"].y) == [-20.0, 300.0]
+    assert list(t["paper"].text) == ["-20%", "+1.23e+03%"]
+    assert list(t["fisher"].y) == [None, 3.0] and t["fisher"].marker.color == style.predictor_color("fisher")
+    assert t["estimate: cal_ratio"].marker.color == style.estimator_color("cal_ratio")
+    assert fig.layout.xaxis.type == "category"
+
+
+def test_clip() -> None:
+    assert [figures.clip(v, 10) for v in (-50.0, 5.0, 50.0, None, math.nan)] == [-10, 5.0, 10, None, None]
+
+
+def test_sites_figure_charges_the_fisher_increment(tables) -> None:
+    st = site_table(tables, [32])
+    fig = figures.sites_figure(st)
+    bars, energy = fig.data
+    expected = (0.5 * tables.diag[:, 32] / tables.tokens).tolist()
+    assert list(bars.y) == pytest.approx(expected)
+    assert list(energy.y) == pytest.approx((1 - tables.energy[:, 32]).tolist())
+    assert list(bars.hovertext)[:3] == ["embed", "L0 attn", "L0 mlp"]
+    assert f"ΔL = {sum(expected):.4f} nats" in fig.layout.title.text
+    assert energy.yaxis == "y2" and fig.layout.yaxis2.type == "log"
+
+
+def test_sites_figure_with_several_widths_names_each(tables) -> None:
+    fig = figures.sites_figure(site_table(tables, [32, 48]))
+    assert [t.name.rsplit("=", 1)[-1] for t in fig.data] == ["32", "32", "48", "48"]
