@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
+from transformers import PreTrainedTokenizerBase
 
 
 @torch.no_grad()
 def generate_text(
-    model: nn.Module, tokenizer: Any, prompt: str, max_new_tokens: int = 32, chat: bool = True
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, prompt: str, max_new_tokens: int = 32,
+    chat: bool = True,
 ) -> str:
     """Greedy continuation of `prompt` (wrapped in the tokenizer's chat template when it has one)."""
     if chat and getattr(tokenizer, "chat_template", None):

@@ -11,6 +11,7 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 import torch.nn as nn
+from transformers import PreTrainedTokenizerBase
 
 from ..eval.generate import generate_text
 from ..eval.metrics import EvalResult
@@ -47,7 +48,7 @@ def metrics_figure(results: dict[str, EvalResult], params: dict[str, int]) -> go
 
 
 def generation_explorer(
-    models: dict[str, nn.Module], tokenizer: Any, prompt: str, max_new_tokens: int = 32
+    models: dict[str, nn.Module], tokenizer: PreTrainedTokenizerBase, prompt: str, max_new_tokens: int = 32
 ) -> Explorer:
     """A prompt box, a token slider and a Generate button; a click writes every model's greedy answer."""
     text = W.Textarea(value=prompt, description="prompt", layout=W.Layout(width="95%", height="60px"))
