@@ -7,7 +7,11 @@ Columns of a results row, for a predictor `p` and an estimator `e`:
 - `{metric}_measured`, `{metric}_pred_{p}` for metric in ppl | acc | mc_acc;
 - `ppl_err_{p}`: signed % error of the predicted perplexity against the measured one;
 - `dloss_pred_{p}`: predicted increase of the mean next-token loss (nats), `dloss_measured`;
-- `ppl_est_{e}`, `ppl_err_est_{e}`: estimators, which run the sliced model (never predictions).
+- `ppl_est_{e}`, `ppl_err_est_{e}`: estimators, which run the sliced model (never predictions);
+- `ppl_lo_{who}`, `ppl_hi_{who}`: the 90% interval of a prediction (`who` = a predictor) or of a measured
+  value (`who` = `measured`, from its eval windows);
+- `{p}_anchored` is the predictor name of `p` corrected by measured anchor widths (`predict/anchor.py`):
+  it runs a sliced model, so it is never a dense-only prediction and never shares `p`'s columns.
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ def dloss(predictor: str) -> str:
     return f"dloss_pred_{predictor}"
 
 
+def lo(metric: str, who: str) -> str:
+    return f"{metric}_lo_{who}"
+
+
+def hi(metric: str, who: str) -> str:
+    return f"{metric}_hi_{who}"
+
+
+def anchored(predictor: str) -> str:
+    return f"{predictor}_anchored"
+
+
 def est(estimator: str) -> str:
     return f"ppl_est_{estimator}"
 
@@ -44,12 +60,13 @@ def est_err(estimator: str) -> str:
 
 
 PREDICTION_PREFIXES = tuple(f"{m}_pred_" for m in METRICS) + ("dloss_pred_", "ppl_err_")
+PREDICTION_PREFIXES += tuple(f"{m}_{b}_" for m in METRICS for b in ("lo", "hi"))
 
 
 def is_derived(column: str) -> bool:
     """Whether a column is computed from measured values and the predictors (a prediction, an error), so it
     is dropped and recomputed whenever the predictors change."""
-    return column.startswith(PREDICTION_PREFIXES)
+    return column.startswith(PREDICTION_PREFIXES) and not column.endswith("_measured")
 
 
 def predictors_in(columns: Iterable[str], metric: str = "ppl") -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -25,7 +25,8 @@ from ..errors import UsageError
 @dataclass
 class EvalResult:
     """Perplexity exp(nll), top-1 accuracy and mean next-token cross-entropy `nll` (nats) over `tokens`
-    predicted tokens (= windows · (seqlen − 1)); `seconds` is the wall time of the measurement."""
+    predicted tokens (= windows · (seqlen − 1)); `seconds` is the wall time of the measurement.
+    `window_nll`: the mean loss of each window, for intervals (`eval.uncertainty`); not in `to_dict`."""
 
     ppl: float
     accuracy: float
@@ -34,9 +35,10 @@ class EvalResult:
     windows: int
     seqlen: int
     seconds: float
+    window_nll: list[float] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "window_nll"}
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -92,10 +94,12 @@ def evaluate(
     nll_sum = 0.0
     hits = 0
     count = 0
+    per_window: list[float] = []
     for ce, hit in batch_token_stats(model, windows, batch_size, device, progress):
         nll_sum += ce.double().sum().item()
         hits += int(hit.sum().item())
         count += ce.numel()
+        per_window += ce.double().mean(1).tolist()
     nll = nll_sum / count
     return EvalResult(
         ppl=math.exp(nll),
@@ -105,6 +109,7 @@ def evaluate(
         windows=int(windows.shape[0]),
         seqlen=int(windows.shape[1]),
         seconds=time.perf_counter() - t0,
+        window_nll=per_window,
     )
 
 

@@ -33,6 +33,8 @@ def predict_point(
         if pr.dloss is not None:
             out[schema.dloss(p.name)] = pr.dloss
         out[schema.pred("ppl", p.name)] = pr.ppl
+        if pr.ppl_lo is not None and pr.ppl_hi is not None:
+            out[schema.lo("ppl", p.name)], out[schema.hi("ppl", p.name)] = pr.ppl_lo, pr.ppl_hi
         out[schema.pred("acc", p.name)] = pr.acc
         if pr.mc_acc is not None:
             out[schema.pred("mc_acc", p.name)] = pr.mc_acc

@@ -42,6 +42,8 @@ class Prediction:
     acc: float
     mc_acc: float | None = None
     dloss: float | None = None
+    ppl_lo: float | None = None  # the 90% interval (`eval.uncertainty.LEVEL`) of `ppl`, if the predictor
+    ppl_hi: float | None = None  # states one
 
 
 PredictFn = Callable[[DenseMetrics, int, Any], "Prediction | None"]
@@ -52,7 +54,8 @@ class Predictor:
     """A registered predictor. `fn(dense, dim, tables)` returns its `Prediction` at kept width `dim`, or None
     where it has no answer (e.g. a width its tables were not built for). `needs_tables`: it reads the
     Fisher tables (skipped when there are none). `shown`: drawn when a figure opens (others wait in the
-    legend). `ours_for`: the sweep bases for which it is the headline predictor."""
+    legend). `ours_for`: the sweep bases for which it is the headline predictor. `interval`: its
+    predictions carry a 90% interval (`Prediction.ppl_lo/ppl_hi`)."""
 
     name: str
     fn: PredictFn
@@ -60,6 +63,7 @@ class Predictor:
     needs_tables: bool = True
     shown: bool = False
     ours_for: tuple[str, ...] = ()
+    interval: bool = False
 
 
 _REGISTRY: dict[str, Predictor] = {}

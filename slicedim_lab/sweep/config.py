@@ -13,7 +13,9 @@ from ..schema import BASES
 
 # what a sweep folder's numbers mean beyond its settings; 2: windows spread over each split (corpus.spread)
 SWEEP_FORMAT = 2
-PREDICTION_SETTINGS = ("grad_windows", "grad_heldout")  # change predictions only, never a measured value
+# change predictions only, never a measured value; the first two also the Fisher tables
+TABLE_SETTINGS = ("grad_windows", "grad_heldout")
+PREDICTION_SETTINGS = (*TABLE_SETTINGS, "anchor_dims")
 
 
 @dataclass
@@ -38,6 +40,7 @@ class SweepConfig:
     slice_head: bool = False
     seed: int = 0
     dtype: str | None = None
+    anchor_dims: list[int] = field(default_factory=list)  # widths measured to anchor `{ours}_anchored`
 
     def check(self) -> None:
         if self.basis not in BASES:
@@ -52,6 +55,8 @@ class SweepConfig:
         if self.cal_seqlen < 2 or self.eval_seqlen < 2:
             raise UsageError("sequence lengths must be at least 2")
         check_tasks(self.tasks)
+        if any(d < 1 for d in self.anchor_dims):
+            raise UsageError(f"anchor widths must be at least 1, got {self.anchor_dims}")
 
     def fingerprint(self) -> str:
         blob = json.dumps({**asdict(self), "format": SWEEP_FORMAT}, sort_keys=True)

@@ -22,9 +22,9 @@ from pathlib import Path
 from .. import schema
 from ..errors import UsageError
 from ..files import atomic_file, write_json
-from ..predict.registry import predictor_names, predictors
+from ..predict.registry import ours, predictor_names, predictors
 from ..schema import ESTIMATORS
-from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, SweepConfig
+from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, TABLE_SETTINGS, SweepConfig
 
 RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "report.html", "settings.json")
 
@@ -46,7 +46,8 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
             if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
                 log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
                     "predictions recomputed")
-                for name in ("fisher.pt", "report.html"):
+                tables = ("fisher.pt",) if set(changed) & set(TABLE_SETTINGS) else ()
+                for name in (*tables, "report.html"):
                     (out / name).unlink(missing_ok=True)
             elif not fresh:
                 what = ", ".join(changed) or "?"
@@ -83,9 +84,14 @@ def write_rows(out: Path, rows: list[dict], columns: list[str]) -> None:
 def columns(cfg: SweepConfig) -> list[str]:
     """The CSV columns of a sweep with these settings (every registered predictor, `schema` names)."""
     names = predictor_names()
-    cols = ["dim", "sparsity", "params", schema.measured("ppl")]
-    for p in names:
-        cols += [schema.pred("ppl", p), schema.err(p)]
+    cols = ["dim", "sparsity", "params", schema.measured("ppl"), schema.lo("ppl", "measured"),
+            schema.hi("ppl", "measured")]
+    for p in predictors():
+        cols += [schema.pred("ppl", p.name), schema.err(p.name)]
+        cols += [schema.lo("ppl", p.name), schema.hi("ppl", p.name)] if p.interval else []
+    if cfg.anchor_dims:
+        a = schema.anchored(ours(cfg.basis))
+        cols += ["anchor", schema.pred("ppl", a), schema.err(a), schema.lo("ppl", a), schema.hi("ppl", a)]
     cols += [schema.est(e) for e in ESTIMATORS] + [schema.est_err(e) for e in ESTIMATORS]
     cols += [schema.measured("acc")] + [schema.pred("acc", p) for p in names]
     if "corpus-mc" in cfg.tasks:

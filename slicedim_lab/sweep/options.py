@@ -41,6 +41,9 @@ def add_options(p, sweep: bool = True) -> None:
                    help="comma-separated: corpus-mc (offline) and/or lm-eval tasks piqa, arc_easy, "
                         "arc_challenge, hellaswag, winogrande; 'none' for no multiple choice")
     p.add_argument("--mc-items", type=int, default=48, help="items of the corpus-mc task (default 48)")
+    p.add_argument("--anchor-dims", default=None,
+                   help="comma-separated widths to measure for real and anchor the headline prediction on "
+                        "(columns *_anchored; default: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampled labels and MC items (default 0)")
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -60,7 +63,8 @@ def config_from_args(args) -> tuple[SweepConfig, list[float] | None, list[int] |
                       cal_samples=args.cal_samples, cal_seqlen=args.cal_seqlen, eval_seqlen=args.eval_seqlen,
                       max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
                       grad_heldout=not args.grad_in_sample, tasks=tasks,
-                      mc_items=args.mc_items, seed=args.seed, dtype=args.dtype)
+                      mc_items=args.mc_items, seed=args.seed, dtype=args.dtype,
+                      anchor_dims=_list(args.anchor_dims, int, "--anchor-dims") or [])
     if args.batch_size < 1:
         raise UsageError(f"batch-size must be at least 1, got {args.batch_size}")
     cfg.check()

@@ -31,14 +31,17 @@ from ..core.sites import n_sites
 from ..core.size import count_params
 from ..core.slicing import slice_model, sliced_config
 from ..core.widths import site_dims
+from ..errors import UsageError
 from ..eval.mcq import build_corpus_mc, lm_eval_tasks, score
 from ..eval.metrics import evaluate
+from ..eval.uncertainty import ppl_interval
 from ..files import write_json
 from ..load.corpus import load_windows, spread
 from ..load.models import LoadedModel, keep_first_layers, load_model
 from ..predict import predict, predict_point
+from ..predict.anchor import anchored_ppl, make_anchors
 from ..predict.fisher import FisherTables, fisher_tables
-from ..predict.registry import DenseMetrics, predictor_names
+from ..predict.registry import DenseMetrics, ours, predictor_names
 from ..schema import ESTIMATORS
 from ..viz.report import write_report
 from .config import SweepConfig, parse_points
@@ -92,7 +95,8 @@ def load_inputs(cfg: SweepConfig, lm: LoadedModel | None = None, device: str = "
 def measure(model: nn.Module, inp: Inputs, cfg: SweepConfig, batch_size: int, progress: bool) -> dict:
     """Measured metrics of one model (dense, sliced or projected): ppl, top-1 acc, nll, MC acc, lm-eval."""
     res = evaluate(model, inp.eval_ids, batch_size=batch_size, progress=progress)
-    out = {"ppl": res.ppl, "acc": res.accuracy, "nll": res.nll, "eval_tokens": res.tokens}
+    out = {"ppl": res.ppl, "acc": res.accuracy, "nll": res.nll, "eval_tokens": res.tokens,
+           "window_nll": res.window_nll}
     if inp.mc_items is not None:
         mc = score(model, inp.mc_items, batch_size=batch_size, progress=progress)
         out.update(mc_acc=mc.acc, mc_acc_norm=mc.acc_norm, mc_chance=mc.chance, mc_items=mc.items)
@@ -149,9 +153,31 @@ def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables:
            schema.measured("acc"): meas["acc"], schema.measured("mc_acc"): meas.get("mc_acc"),
            "mc_acc_norm_measured": meas.get("mc_acc_norm"),
            **{k: v for k, v in meas.items() if k.startswith("task_")}, "seconds": seconds}
+    if meas.get("window_nll"):  # the eval windows are a sample too: the measured value's own interval
+        lo, hi = ppl_interval(meas["window_nll"])
+        row[schema.lo("ppl", "measured")], row[schema.hi("ppl", "measured")] = lo, hi
     if cal_loss is not None:
         row["cal_loss"] = cal_loss
     return add_predictions(row, dense, tables)
+
+
+def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measured: dict[int, float]) -> None:
+    """Set the headline predictor's anchored prediction (`predict/anchor.py`) on every row that has its loss
+    prediction, from the perplexities `measured` at `cfg.anchor_dims`; rows at an anchor are marked."""
+    head = ours(cfg.basis)
+    name = schema.anchored(head)
+    predicted = {int(r["dim"]): r[schema.dloss(head)] for r in rows if r.get(schema.dloss(head)) is not None}
+    missing = [d for d in cfg.anchor_dims if d not in measured]
+    if missing:
+        raise UsageError(f"anchor widths {missing} were not measured")
+    anchors = make_anchors({d: measured[d] for d in cfg.anchor_dims}, predicted, dense.ppl)
+    for r in rows:
+        d = int(r["dim"])
+        r["anchor"] = d in cfg.anchor_dims
+        if d in predicted and anchors:
+            r[schema.pred("ppl", name)] = anchored_ppl(dense.ppl, predicted[d], d, anchors)
+            if r.get(schema.measured("ppl")) is not None:
+                r[schema.err(name)] = 100 * (r[schema.pred("ppl", name)] / r[schema.measured("ppl")] - 1)
 
 
 def point_line(row: dict) -> str:
@@ -282,8 +308,10 @@ class SweepRunner:
         return row
 
     def run(self, points: list[tuple[int, float]], report: bool = True) -> list[dict]:
-        """Measure every point not measured yet (resuming), refresh every row's predictions, render the
-        report; returns all rows, widest first."""
+        """Measure every point (and anchor width) not measured yet, resuming; refresh every row's
+        predictions; render the report. Returns all rows, widest first."""
+        self.check_anchors()
+        points = points + [(d, 1 - d / self.hidden) for d in self.cfg.anchor_dims if d not in dict(points)]
         self.ensure_semi([d for d, _ in points])
         done = set(self.measured())
         todo = [(d, s) for d, s in points if d not in done]
@@ -292,6 +320,8 @@ class SweepRunner:
         for d, s in tqdm(todo, desc="sweep", disable=not self.progress):
             self.log(point_line(self.measure(d, s)))
         self.rows = [add_predictions(r, self.dense, self.tables) for r in self.rows]
+        if self.cfg.anchor_dims:
+            add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl())
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
             if report:
@@ -299,12 +329,31 @@ class SweepRunner:
         return sorted(self.rows, key=lambda r: -r["dim"])
 
     def predictions(self, points: list[tuple[int, float]]) -> list[dict]:
-        """Every predictor at every point, from the dense state alone (nothing sliced or projected)."""
-        self.ensure_semi([d for d, _ in points])
+        """Every predictor at every point, from the dense state alone (nothing sliced or projected). With
+        anchor widths in the settings, those are then measured for real and the anchored headline
+        prediction is added (in its own columns)."""
+        self.check_anchors()
+        self.ensure_semi([d for d, _ in points] + list(self.cfg.anchor_dims))
         rows = predict(self.dense, [d for d, _ in points], self.tables)
         for r, (_, s) in zip(rows, points):
             r["sparsity"] = s
+        if self.cfg.anchor_dims:
+            unnamed = [d for d in self.cfg.anchor_dims if d not in dict(points)]
+            extra = predict(self.dense, unnamed, self.tables)
+            for d in self.cfg.anchor_dims:
+                if d not in self.measured():
+                    self.log(f"anchor d'={d}: measuring it for real")
+                    self.measure(d)
+            add_anchored(rows + extra, self.dense, self.cfg, self.measured_ppl())
         return rows
+
+    def measured_ppl(self) -> dict[int, float]:
+        return {d: r[schema.measured("ppl")] for d, r in self.measured().items()}
+
+    def check_anchors(self) -> None:
+        bad = [d for d in self.cfg.anchor_dims if not 1 <= d < self.hidden]
+        if bad:
+            raise UsageError(f"anchor widths must lie in [1, {self.hidden - 1}], got {bad[0]}")
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -321,7 +370,10 @@ def refresh_predictions(out: str | Path) -> list[dict]:
         if r.get("cal_loss") is None and r.get(schema.est("calibration")):
             r["cal_loss"] = math.log(r[schema.est("calibration")])
         add_predictions(r, dense, tables)
-    write_rows(out, rows, columns(SweepConfig(**settings)))
+    cfg = SweepConfig(**settings)
+    if cfg.anchor_dims:
+        add_anchored(rows, dense, cfg, {int(r["dim"]): r[schema.measured("ppl")] for r in rows})
+    write_rows(out, rows, columns(cfg))
     return sorted(rows, key=lambda r: -r["dim"])
 
 

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 import slicedim_lab.sweep.runner as sweep
+from slicedim_lab import schema
 from slicedim_lab.cli import main
 from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import LoadedModel, tiny_model
+from slicedim_lab.predict.registry import ours
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.runner import run_sweep
 
@@ -211,3 +213,37 @@ def test_error_summary_counts_every_sliced_point() -> None:
     dense = {"dim": 576, "sparsity": 0.0, "ppl_err_paper": 0.0}
     (paper,) = error_summary([dense, *rows])  # the dense row does not
     assert paper["points"] == 2 and paper["mean_abs_err"] == 20.0
+
+
+def test_anchored_headline_and_measured_intervals(tmp_path, lm) -> None:
+    """An anchor width is measured even if not asked for; the anchored headline equals the measured value
+    there and is set at every other width in its own columns; measured points carry eval-window intervals."""
+    out = tmp_path / "a"
+    rows = run_sweep(cfg(anchor_dims=[48]), out, dims=[64, 56, 40], lm=lm, progress=False, report=False,
+                     log=lambda m: None)
+    by = {r["dim"]: r for r in rows}
+    assert sorted(by) == [40, 48, 56, 64]
+    head = schema.anchored(ours("interleaved"))
+    assert by[48]["anchor"] and not by[40]["anchor"]
+    assert by[48][schema.pred("ppl", head)] == pytest.approx(by[48]["ppl_measured"], rel=1e-9)
+    assert by[40][schema.pred("ppl", head)] > 0 and schema.err(head) in by[56]
+    for r in rows:
+        assert r["ppl_lo_measured"] <= r["ppl_measured"] <= r["ppl_hi_measured"]
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert {schema.pred("ppl", head), "anchor", "ppl_lo_measured"} <= set(header)
+    # changing only the anchors keeps every measured row and the Fisher tables
+    mtime = (out / "fisher.pt").stat().st_mtime_ns
+    again = run_sweep(cfg(anchor_dims=[40]), out, dims=[64, 56, 40], lm=lm, progress=False, report=False,
+                      log=lambda m: None)
+    assert (out / "fisher.pt").stat().st_mtime_ns == mtime
+    assert {r["dim"]: r["ppl_measured"] for r in again} == {d: r["ppl_measured"] for d, r in by.items()}
+    assert {r["dim"]: r["anchor"] for r in again}[40]
+
+
+def test_predict_with_anchor_measures_it(lm) -> None:
+    res = sweep.predict_only(cfg(anchor_dims=[48]), dims=[56, 40], lm=lm, progress=False)
+    head = schema.anchored(ours("interleaved"))
+    assert [r["dim"] for r in res["predictions"]] == [56, 40]
+    assert all(r[schema.pred("ppl", head)] > 0 for r in res["predictions"])
+    with pytest.raises(UsageError, match="anchor widths must lie"):
+        sweep.predict_only(cfg(anchor_dims=[64]), dims=[56], lm=lm, progress=False)
