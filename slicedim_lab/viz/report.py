@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 
 from .. import schema
 from ..predict.fisher import FisherTables
-from ..predict.registry import DenseMetrics, ours, predictor_names
+from ..predict.registry import DenseMetrics, ours, predictor_names, predictors
 from .figures import error_figure, prediction_figure, sites_figure
 from .tables import default_curves, measured_table, site_table
 
@@ -150,6 +150,14 @@ def _table(summary: list[dict], rows: list[dict], basis: str) -> str:
     return f"<table>{head}{body}</table><h3>Points</h3><table>{pts}</table>"
 
 
+def _predictor_list() -> str:
+    """Every registered predictor with its summary, the ones the figures open with marked (from the
+    registry, so a new predictor is listed with no edit here)."""
+    items = "".join(f"<li><b>{html.escape(p.name)}</b>{' (drawn)' if p.shown else ''}: "
+                    f"{html.escape(p.summary)}</li>" for p in predictors())
+    return f"<p>Registered predictors (the others wait in the figures' legends):</p><ul>{items}</ul>"
+
+
 def write_report(out: str | Path) -> Path:
     """Render DIR/report.html from DIR/results.json, dense.json, fisher.pt and settings.json."""
     out = Path(out)
@@ -181,6 +189,7 @@ Ours: <b>fisher_semi</b> for interleaved sweeps, <b>fisher</b> for dense-basis s
 Estimates marked "runs sliced model" are not predictions: <b>calibration</b> = exp(sliced loss on the
 calibration windows), <b>cal_ratio</b> = PPL<sub>0</sub>·exp(that loss − dense calibration loss).
 See docs/predictors.md.</p>
+{_predictor_list()}
 <h2>Measured vs the paper's prediction vs ours (<b>{ours(settings['basis'])}</b>)</h2>
 <p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
 (top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>

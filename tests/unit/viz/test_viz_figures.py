@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from slicedim_lab import schema
+from slicedim_lab.predict import registry
 from slicedim_lab.predict.registry import predictor_names, shown_names
-from slicedim_lab.viz import figures, style
+from slicedim_lab.viz import figures, report, style
 from slicedim_lab.viz.tables import curve_dims, default_curves, measured_table, site_table
 
 
@@ -110,3 +111,16 @@ def test_sites_figure_charges_the_fisher_increment(tables) -> None:
 def test_sites_figure_with_several_widths_names_each(tables) -> None:
     fig = figures.sites_figure(site_table(tables, [32, 48]))
     assert [t.name.rsplit("=", 1)[-1] for t in fig.data] == ["32", "32", "48", "48"]
+
+
+def test_a_newly_registered_predictor_reaches_every_figure(monkeypatch, dense, tables, rows) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    toy = registry.Predictor("toy", lambda dm, d, t: registry.from_dloss(dm, 0.01 * (dm.hidden - d)), "a toy",
+                             needs_tables=False)
+    registry.register_predictor(toy)
+    assert style.predictor_color("toy") == style.PREDICTOR_PALETTE[len(predictor_names()) - 1]
+    assert style.visibility("toy") == "legendonly"
+    curves = default_curves(dense, tables, 16)
+    fig = figures.prediction_figure(curves, "ppl")
+    assert fig.data[len(predictor_names()) - 1].name == style.predicted_name("toy")
+    assert "<b>toy</b>: a toy" in report._predictor_list()
