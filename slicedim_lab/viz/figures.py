@@ -1,8 +1,9 @@
 """Predictor figures: pure functions from tidy tables (`viz.tables`) to plotly figures, drawn the same way by
 `report.html` and by the notebook widgets.
 
-- `prediction_figure`: one metric against d' — a curve per predictor, the measured points, the estimators
-  (perplexity only) and, for a slider, each shown predictor's value at one d';
+- `prediction_figure`: one metric against d' — a curve per predictor (with its interval band where the
+  table has one), the measured points (with their interval as error bars), the anchored predictions and the
+  estimators (both run the sliced model) and, for a slider, each shown predictor's value at one d';
 - `error_figure`: signed % perplexity error of every predictor at the measured widths, bars clipped;
 - `sites_figure`: where along depth the Fisher predictor charges the loss, beside the energy discarded.
 
@@ -22,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import schema
+from ..eval.uncertainty import LEVEL
 from ..predict.registry import predictor_names, predictors, shown_names
 from . import style
 
@@ -32,10 +34,23 @@ TITLES = {"ppl": ("perplexity against kept width d'", "perplexity"),
 SITE_AXIS = "site (hover for its layer and block)"
 
 
+ANCHORED = schema.anchored("")  # the suffix of an anchored prediction's name: not a dense-only predictor
+
+
+def _in_order(present: Sequence[str]) -> list[str]:
+    """Predictor names, registered ones in registry order, then the others; anchored names left out."""
+    present = [p for p in present if not p.endswith(ANCHORED)]
+    return [p for p in predictor_names() if p in present] + [p for p in present if p not in predictor_names()]
+
+
 def ordered_predictors(columns: Sequence[str], metric: str = "ppl") -> list[str]:
     """The predictors with a `{metric}_pred_*` column, registered ones in registry order, then the others."""
-    present = schema.predictors_in(columns, metric)
-    return [p for p in predictor_names() if p in present] + [p for p in present if p not in predictor_names()]
+    return _in_order(schema.predictors_in(columns, metric))
+
+
+def anchored_predictors(columns: Sequence[str], metric: str = "ppl") -> list[str]:
+    """The registered predictors whose anchored prediction (`schema.anchored`) has a column."""
+    return [p for p in predictor_names() if schema.pred(metric, schema.anchored(p)) in columns]
 
 
 def curve_predictors(curves: pd.DataFrame, metric: str = "ppl") -> list[str]:
@@ -51,8 +66,7 @@ def curve_predictors(curves: pd.DataFrame, metric: str = "ppl") -> list[str]:
 def error_predictors(columns: Sequence[str]) -> list[str]:
     """The predictors with a `schema.err` column (estimators excluded), registered ones in registry order."""
     pre, est = schema.err(""), schema.est_err("")
-    present = [c[len(pre):] for c in columns if c.startswith(pre) and not c.startswith(est)]
-    return [p for p in predictor_names() if p in present] + [p for p in present if p not in predictor_names()]
+    return _in_order([c[len(pre):] for c in columns if c.startswith(pre) and not c.startswith(est)])
 
 
 def _values(table: pd.DataFrame | None, column: str) -> pd.Series:
@@ -70,6 +84,34 @@ def _focus_range(curves: pd.DataFrame, metric: str, measured: pd.DataFrame | Non
     if not vals:
         return None
     return [math.log10(min(vals) / 1.15), math.log10(max(vals) * 2.0)]
+
+
+def interval_band(curves: pd.DataFrame, metric: str, predictor: str) -> go.Scatter | None:
+    """A filled band between a predictor's `schema.lo` and `schema.hi` columns (None if the table has no
+    interval for it), in its colour, switched with its curve in the legend."""
+    lo, hi = schema.lo(metric, predictor), schema.hi(metric, predictor)
+    if lo not in curves or hi not in curves:
+        return None
+    t = curves[curves[lo].notna() & curves[hi].notna()]
+    if t.empty:
+        return None
+    x = t["dim"].tolist()
+    return go.Scatter(x=x + x[::-1], y=t[hi].tolist() + t[lo].tolist()[::-1], mode="lines", fill="toself",
+                      fillcolor=style.translucent(style.predictor_color(predictor)), line={"width": 0},
+                      name=style.interval_name(predictor, LEVEL), legendgroup=predictor, showlegend=False,
+                      visible=style.visibility(predictor), hoverinfo="skip")
+
+
+def measured_error(rows: pd.DataFrame, metric: str) -> dict | None:
+    """Asymmetric error bars from the measured values' `schema.lo`/`schema.hi` columns (None without them;
+    a row without an interval gets none)."""
+    lo, hi, col = schema.lo(metric, "measured"), schema.hi(metric, "measured"), schema.measured(metric)
+    if lo not in rows or hi not in rows or not rows[lo].notna().any():
+        return None
+    up = [float(h - v) if pd.notna(h) else 0.0 for h, v in zip(rows[hi], rows[col])]
+    down = [float(v - lo_) if pd.notna(lo_) else 0.0 for lo_, v in zip(rows[lo], rows[col])]
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down,
+            "color": style.MEASURED_COLOR, "thickness": 1.5, "width": 5}
 
 
 def prediction_figure(
@@ -100,6 +142,9 @@ def prediction_figure(
             name=style.predicted_name(p), legendgroup=p, visible=style.visibility(p),
             line={"color": color, "width": 2, "dash": None if full else "dash"},
             marker={"color": color, "size": 8, "symbol": "x"}))
+        band = interval_band(curves, metric, p)
+        if band is not None:
+            fig.add_trace(band)
     mt = measured if measured is not None else pd.DataFrame({"dim": []})
     for k, m in enumerate([metric, *also_measured]):
         col = schema.measured(m)
@@ -108,8 +153,16 @@ def prediction_figure(
         sel = mt[mt[col].notna()]
         name = "measured" if k == 0 else f"measured {m}"
         fig.add_trace(go.Scatter(x=sel["dim"].tolist(), y=sel[col].tolist(), mode="markers+lines", name=name,
-                                 marker=style.MEASURED_MARKER,
+                                 marker=style.MEASURED_MARKER, error_y=measured_error(sel, m),
                                  line={"color": style.MEASURED_COLOR, "dash": "solid" if k == 0 else "dot"}))
+    for p in anchored_predictors(list(mt.columns), metric):
+        col = schema.pred(metric, schema.anchored(p))
+        sel = mt[mt[col].notna()]
+        if len(sel):
+            color = style.predictor_color(p)
+            fig.add_trace(go.Scatter(x=sel["dim"].tolist(), y=sel[col].tolist(), mode="markers+lines",
+                                     name=style.anchored_name(p), line={"color": color, "dash": "dot"},
+                                     marker={"color": color, "size": 9, "symbol": "circle-open"}))
     if metric == "ppl":
         for e in schema.ESTIMATORS:
             col = schema.est(e)
@@ -145,21 +198,24 @@ def clip(v: float | None, limit: float = ERR_CLIP) -> float | None:
 
 def error_figure(measured: pd.DataFrame, limit: float = ERR_CLIP, title: str | None = None) -> go.Figure:
     """Grouped bars per measured d' (a category axis): every predictor's signed % perplexity error
-    (`schema.err`), then every estimator's (`schema.est_err`); bars clipped at ±`limit`, labelled with the
-    unclipped value."""
+    (`schema.err`), then the anchored predictions' (hatched) and the estimators' (`schema.est_err`); bars
+    clipped at ±`limit`, labelled with the unclipped value."""
     fig = go.Figure()
     mt = measured.sort_values("dim") if len(measured) else measured
     xs = [str(int(d)) for d in mt["dim"]] if len(mt) else []
-    series = [(p, schema.err(p), style.predictor_color(p), style.visibility(p))
+    series = [(p, schema.err(p), style.predictor_color(p), style.visibility(p), "")
               for p in error_predictors(list(mt.columns))]
-    series += [(f"estimate: {e}", schema.est_err(e), style.estimator_color(e), True)
+    series += [(style.anchored_name(p), schema.err(schema.anchored(p)), style.predictor_color(p), True, "/")
+               for p in predictor_names() if schema.err(schema.anchored(p)) in mt]
+    series += [(f"estimate: {e}", schema.est_err(e), style.estimator_color(e), True, "")
                for e in schema.ESTIMATORS if schema.est_err(e) in mt]
-    for name, col, color, visible in series:
+    for name, col, color, visible, pattern in series:
         vals = [None if pd.isna(v) else float(v) for v in mt[col]] if col in mt else []
         if not any(v is not None for v in vals):
             continue
-        fig.add_trace(go.Bar(x=xs, y=[clip(v, limit) for v in vals], name=name, marker_color=color,
-                             visible=visible, legendgroup=name, textposition="outside", cliponaxis=False,
+        fig.add_trace(go.Bar(x=xs, y=[clip(v, limit) for v in vals], name=name, visible=visible,
+                             marker={"color": color, "pattern": {"shape": pattern}}, legendgroup=name,
+                             textposition="outside", cliponaxis=False,
                              text=[None if v is None else f"{v:+.3g}%" for v in vals]))
     fig.add_hline(y=0, line_color="gray")
     default = f"perplexity error at the measured points (signed %, bars clipped at ±{limit:.0f}%)"

@@ -58,6 +58,24 @@ def estimate_name(name: str) -> str:
     return f"estimate (runs sliced model): {name}"
 
 
+def anchored_name(name: str) -> str:
+    """The legend entry of a predictor corrected by widths measured for real (a sliced model ran there)."""
+    return f"anchored (measures the anchors): {name}"
+
+
+def interval_name(name: str, level: float) -> str:
+    """The legend entry of a prediction's or measurement's interval."""
+    return f"{level:.0%} interval: {name}"
+
+
+def translucent(color: str, alpha: float = 0.15) -> str:
+    """`#rrggbb` as an rgba() fill of opacity `alpha` (other colour strings are returned as they are)."""
+    if not (color.startswith("#") and len(color) == 7):
+        return color
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def log_value(v: float | None) -> float | None:
     """A value for a log axis: None (a gap) for zero or less, which only rank-deficient calibration gives."""
     return v if v is not None and v > 0 else None

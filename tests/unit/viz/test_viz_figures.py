@@ -124,3 +124,43 @@ def test_a_newly_registered_predictor_reaches_every_figure(monkeypatch, dense, t
     fig = figures.prediction_figure(curves, "ppl")
     assert fig.data[len(predictor_names()) - 1].name == style.predicted_name("toy")
     assert "<b>toy</b>: a toy" in report._predictor_list()
+
+
+def test_measured_interval_draws_error_bars(dense, tables, rows) -> None:
+    for r in rows:
+        ppl = r[schema.measured("ppl")]
+        r[schema.lo("ppl", "measured")], r[schema.hi("ppl", "measured")] = ppl - 1, ppl + 2
+    fig = figures.prediction_figure(default_curves(dense, tables, 16), "ppl", measured_table(rows))
+    bars = by_name(fig)["measured"].error_y
+    assert not bars.symmetric and list(bars.array) == [2.0, 2.0] and list(bars.arrayminus) == [1.0, 1.0]
+    plain = figures.prediction_figure(default_curves(dense, tables, 16), "acc", measured_table(rows))
+    assert by_name(plain)["measured"].error_y.array is None  # no accuracy interval in the rows
+
+
+def test_prediction_interval_becomes_a_band_after_its_curve(dense, tables) -> None:
+    curves = default_curves(dense, tables, 16)
+    col = curves[schema.pred("ppl", "fisher")]
+    curves[schema.lo("ppl", "fisher")], curves[schema.hi("ppl", "fisher")] = col * 0.9, col * 1.2
+    fig = figures.prediction_figure(curves, "ppl")
+    names = [t.name for t in fig.data]
+    band = fig.data[names.index(style.predicted_name("fisher")) + 1]
+    assert band.name.endswith("interval: fisher") and band.fill == "toself" and band.showlegend is False
+    n = len(curves)
+    assert list(band.x) == curves["dim"].tolist() + curves["dim"].tolist()[::-1]
+    assert list(band.y)[:n] == pytest.approx((col * 1.2).tolist())
+    assert band.legendgroup == "fisher" and band.visible == style.visibility("fisher")
+    assert sum(t.fill == "toself" for t in fig.data) == 1  # only the predictor with an interval
+
+
+def test_anchored_prediction_is_drawn_apart_from_predictors(dense, tables, rows) -> None:
+    head = schema.anchored("fisher_semi")
+    for r in rows:
+        r[schema.pred("ppl", head)] = r["ppl_measured"] * 1.01
+        r[schema.err(head)] = 1.0
+    mt = measured_table(rows)
+    fig = figures.prediction_figure(default_curves(dense, tables, 16), "ppl", mt)
+    anchored = by_name(fig)[style.anchored_name("fisher_semi")]
+    assert list(anchored.x) == [32, 48] and anchored.line.color == style.predictor_color("fisher_semi")
+    assert style.predicted_name(head) not in by_name(fig)  # never listed as a dense-only predictor
+    err = by_name(figures.error_figure(mt))
+    assert err[style.anchored_name("fisher_semi")].marker.pattern.shape == "/" and head not in err
