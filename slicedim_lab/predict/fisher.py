@@ -54,6 +54,7 @@ from ..core.nll import next_token_ce
 from ..core.pca import SitePCA, pca, second_moment
 from ..core.replay import run_sites
 from ..errors import UsageError
+from ..files import atomic_file
 from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
 
 FISHER_KINDS = ("fisher", "fisher_cross", "fisher_full")
@@ -131,7 +132,8 @@ class FisherTables:
         return rel * self.delta_loss(dim, kind)
 
     def save(self, path: str | Path) -> None:
-        torch.save({k: v for k, v in asdict(self).items()}, path)
+        with atomic_file(path, "wb") as f:
+            torch.save(dict(asdict(self).items()), f)
 
     @classmethod
     def load(cls, path: str | Path) -> FisherTables:

@@ -18,6 +18,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from .. import schema
+from ..files import write_text
 from ..predict.fisher import FisherTables
 from ..predict.registry import DenseMetrics, ours, predictor_names, predictors
 from .figures import error_figure, prediction_figure, sites_figure
@@ -198,5 +199,5 @@ See docs/predictors.md.</p>
 {''.join(parts)}
 </body></html>"""
     path = out / "report.html"
-    path.write_text(doc)
+    write_text(path, doc)
     return path

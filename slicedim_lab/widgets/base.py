@@ -19,6 +19,9 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 from IPython.display import display
+from plotly.offline import get_plotlyjs
+
+from ..files import write_text
 
 KEEP = ("visible", "uid")  # trace properties the front end owns (a legend click) and a redraw keeps
 
@@ -85,11 +88,11 @@ def redraw(widget: go.FigureWidget, fig: go.Figure) -> None:
 def save_figures(folder: str | Path, figures: dict[str, go.Figure]) -> list[Path]:
     """Write each figure to `folder/<name>.html`; plotly.js goes once into `folder/plotly.min.js`."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "plotly.min.js").exists():
+        write_text(folder / "plotly.min.js", get_plotlyjs())
     paths = []
     for name, fig in figures.items():
-        path = folder / f"{name}.html"
-        go.Figure(fig).write_html(path, include_plotlyjs="directory", full_html=True)
+        path = write_text(folder / f"{name}.html", go.Figure(fig).to_html(include_plotlyjs="directory"))
         paths.append(path)
     return paths
 
@@ -114,7 +117,7 @@ def save_run(
         "figures": [p.name for p in paths],
         **(extra or {}),
     }
-    (Path(folder) / f"{notebook}.json").write_text(json.dumps(record, indent=1, default=str))
+    write_text(Path(folder) / f"{notebook}.json", json.dumps(record, indent=1, default=str))
     return record
 
 
