@@ -7,22 +7,32 @@ from importlib import import_module
 import torch.nn as nn
 
 from ..errors import UsageError
-from .base import Adapter
+from .base import Adapter, Requirement
 
-_MODULES = ("llama", "mistral", "qwen2", "phi3")
+_MODULES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox")
 ADAPTERS: dict[str, Adapter] = {
     arch: mod.ADAPTER
     for mod in (import_module(f".{m}", __name__) for m in _MODULES)
     for arch in mod.ADAPTER.architectures
 }
 
+# architectures refused on purpose, with the reason (docs/slicing.md explains each)
+REFUSED: dict[str, str] = {
+    arch: "its norms also sit on the block outputs (x += norm(block(norm(x)))), so a rotation of the "
+          "residual stream does not commute with them"
+    for arch in ("Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
+}
+
 
 def adapter_for(model: nn.Module) -> Adapter:
-    """The adapter of a loaded transformers model, or a one-line UsageError naming the supported ones."""
+    """The adapter of a loaded transformers model, resolved against its config (`Adapter.resolve`), or a
+    one-line UsageError naming the supported ones."""
     arch = type(model).__name__
+    if arch in REFUSED:
+        raise UsageError(f"unsupported architecture {arch}: {REFUSED[arch]}")
     if arch not in ADAPTERS:
         raise UsageError(f"unsupported architecture {arch}; supported: {', '.join(sorted(ADAPTERS))}")
-    return ADAPTERS[arch]
+    return ADAPTERS[arch].resolve(model.config, arch)
 
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
@@ -34,4 +44,4 @@ def set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
-__all__ = ["Adapter", "ADAPTERS", "adapter_for", "get_module", "set_module"]
+__all__ = ["Adapter", "ADAPTERS", "REFUSED", "Requirement", "adapter_for", "get_module", "set_module"]

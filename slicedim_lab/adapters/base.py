@@ -1,16 +1,46 @@
-"""What an architecture adapter declares: where the norms and the linear maps around the residual stream are.
+"""What an architecture adapter declares: where the norms and the linear maps around the residual stream are,
+and what kind of layer and norm the algorithm meets.
 
-An adapter is data, not code. Paths are dotted attribute paths: `embed`, `layers`, `final_norm` and `lm_head`
-from the causal-LM root; the rest from one decoder layer. Readers are the linear maps whose *input* is a
-normalised residual (they are rotated on their input side, and absorb the norm's scale); writers are the maps
-whose *output* is added to the residual (rotated on their output side). Fused maps (Phi-3's `qkv_proj`) are
-just one reader. The decoder layer must be pre-norm and sequential:
-x += attn(attn_norm(x)); x += mlp(mlp_norm(x)).
+An adapter is data, not code. Paths are dotted attribute paths: `embed`, `pos_embed`, `layers`, `final_norm`
+and `lm_head` from the causal-LM root; the rest from one decoder layer. Readers are the linear maps whose
+*input* is a normalised residual (they are rotated on their input side, and absorb the norm's scale and
+bias); writers are the maps whose *output* is added to the residual (rotated on their output side). Fused
+maps (Phi-3's `qkv_proj`) are just one reader. Decoder layers are pre-norm, either
+
+- sequential: x += attn(attn_norm(x)); x += mlp(mlp_norm(x))   (two residual sites per layer), or
+- parallel:   x += attn(attn_norm(x)) + mlp(mlp_norm(x))       (one site per layer; `attn_norm` may be
+  `mlp_norm`, one shared norm).
+
+Norm kinds: "rms" (x / rms(x) * (norm_offset + w)), "layer" (LayerNorm: the slicer centres every writer of
+the residual stream so it is mean-free, where LayerNorm equals a weightless RMS norm, and folds the scale and
+bias into the readers).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..errors import UsageError
+
+NORM_KINDS = ("rms", "layer")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A config value the adapter's description needs: `attr` must equal `value` (or the value of config
+    attribute `same_as`); otherwise a one-line UsageError saying `why`."""
+
+    attr: str
+    why: str
+    value: Any = None
+    same_as: str | None = None
+
+    def check(self, config: Any, arch: str) -> None:
+        have = getattr(config, self.attr, None)
+        want = getattr(config, self.same_as, None) if self.same_as else self.value
+        if have is not None and have != want:
+            raise UsageError(f"unsupported {arch}: {self.attr}={have!r} ({self.why})")
 
 
 @dataclass(frozen=True)
@@ -29,8 +59,29 @@ class Adapter:
     mlp_norm: str = "post_attention_layernorm"
     mlp: str = "mlp"
     mlp_out: str = "mlp.down_proj"
-    norm_eps: str = "rms_norm_eps"  # config attribute holding the RMSNorm epsilon
+    norm_eps: str = "rms_norm_eps"  # config attribute holding the norm epsilon
+    norm: str = "rms"  # "rms" | "layer" (see the module docstring)
+    norm_offset: float = 0.0  # the norm multiplies by (norm_offset + weight): Gemma's (1 + w) is 1.0
+    parallel: bool | str = False  # parallel layers; a str names the config attribute that says so
+    pos_embed: str | None = None  # learned position embedding (a second writer of site 0), from the root
+    transposed: bool = False  # linear maps store their weight as in x out (GPT-2's Conv1D)
+    requires: tuple[Requirement, ...] = ()
+
+    @property
+    def centred(self) -> bool:
+        """Whether slicing must make the residual stream mean-free (LayerNorm)."""
+        return self.norm == "layer"
+
+    def resolve(self, config: Any, arch: str) -> Adapter:
+        """This description for one model's config: requirements checked, `parallel` made a bool."""
+        for r in self.requires:
+            r.check(config, arch)
+        if isinstance(self.parallel, str):
+            return replace(self, parallel=bool(getattr(config, self.parallel)))
+        return self
 
     def layout(self) -> dict:
         """The plain-data description stored in a sliced model's config (so it loads without this package)."""
-        return asdict(self)
+        out = asdict(self)
+        out.pop("requires")
+        return out

@@ -2,7 +2,8 @@
 
 TransformerLens 4 has no `HookedTransformer`; its `TransformerBridge` wraps the HF modules in place and gives
 them HookedTransformer-style hook names. Found empirically (transformer-lens 4.3, transformers 5.x) for Llama,
-Mistral, Qwen2 and Phi-3 (all four boot; 148-151 hook points for 3 layers):
+Mistral, Qwen2 and Phi-3 (all four boot; 148-151 hook points for 3 layers), GPT-NeoX, GPT-2, OPT, Phi-2,
+Gemma and Qwen3:
 
 - `hook_embed` (alias of `embed.hook_out`): the embedding output, before block 0.
 - `blocks.{i}.hook_resid_pre` (= `blocks.{i}.hook_in`): the residual entering block i.
@@ -12,6 +13,10 @@ Mistral, Qwen2 and Phi-3 (all four boot; 148-151 hook points for 3 layers):
   after attention, but a value WRITTEN there reaches the MLP only, not the skip connection (HF decoder layers
   keep their own reference to the residual). Read it; never write it.
 - `blocks.{i}.hook_resid_post` (= `blocks.{i}.hook_out`): the residual leaving block i.
+- parallel blocks (GPT-NeoX with `use_parallel_residual`, Phi-2): no `hook_resid_mid`; `hook_resid_post` =
+  `hook_resid_pre` + `hook_attn_out` + `hook_mlp_out` (attention runs first).
+- `hook_pos_embed` (GPT-2, OPT: the learned position embeddings); a value written at
+  `blocks.0.hook_resid_pre` (their sum with the token embeddings) does reach block 0's skip path.
 - `ln_final.hook_in`, `ln_final.hook_normalized`, `ln_final.hook_out`, `unembed.hook_in`, `unembed.hook_out`
   (= `hook_unembed`, the logits); readers/writers: `blocks.{i}.attn.{q,k,v,o}.hook_{in,out}`,
   `blocks.{i}.mlp.{gate,in,out}.hook_{in,out}` (Phi-3's fused qkv/gate_up maps are split into the same names).
@@ -34,23 +39,38 @@ from transformers import AutoTokenizer
 
 from ..adapters import adapter_for
 from ..errors import UsageError
+from .sites import Site, is_parallel, model_sites, n_sites, site_at
 
 BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
                "attn.o.hook_in", "attn.o.hook_out", "mlp.out.hook_in", "mlp.out.hook_out")
+# a parallel block has no residual between its attention and its MLP
+PARALLEL_BLOCK_HOOKS = tuple(h for h in BLOCK_HOOKS if h != "hook_resid_mid")
 
 
-def required_hooks(n_layers: int) -> list[str]:
+def required_hooks(n_layers: int, parallel: bool = False) -> list[str]:
     """Every hook name the emulation and the flow metrics use."""
     names = ["hook_embed", "ln_final.hook_in", "unembed.hook_out"]
     for i in range(n_layers):
-        names += [f"blocks.{i}.{h}" for h in BLOCK_HOOKS]
+        names += [f"blocks.{i}.{h}" for h in (PARALLEL_BLOCK_HOOKS if parallel else BLOCK_HOOKS)]
     return names
+
+
+def bridge_sites(bridge) -> list[Site]:
+    """The site list of the model a bridge wraps (recorded by `boot_bridge`; else from the bridge config)."""
+    sites = getattr(bridge, "slicedim_sites", None)
+    if sites is not None:
+        return list(sites)
+    n = bridge.cfg.n_layers
+    par = bool(getattr(bridge.cfg, "parallel_attn_mlp", False))
+    return [site_at(i, par) for i in range(n_sites(n, par))]
 
 
 def hook_report(bridge) -> dict[str, bool]:
     """Which of the hook names this package relies on the booted bridge provides (aliases included)."""
     known = set(bridge.hook_dict)
-    return {name: name in known for name in required_hooks(bridge.cfg.n_layers)}
+    n, par = bridge.cfg.n_layers, is_parallel(bridge_sites(bridge))
+    names = required_hooks(n, True) if par else required_hooks(n)
+    return {name: name in known for name in names}
 
 
 def check_hooks(bridge) -> None:
@@ -91,6 +111,7 @@ def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
         raise UsageError(f"TransformerLens cannot boot {adapter.tl_architecture}: "
                          f"{type(e).__name__}: {first}") from e
     bridge.eval()
+    object.__setattr__(bridge, "slicedim_sites", tuple(model_sites(model)))
     check_hooks(bridge)
     if bridge.cfg.n_layers != model.config.num_hidden_layers:
         raise UsageError(f"bridge sees {bridge.cfg.n_layers} layers, "

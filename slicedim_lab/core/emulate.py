@@ -8,6 +8,15 @@ weightless norms keep dividing by the original width D. With hooks that is:
     blocks.i.hook_attn_out     a        -> P_{2i+1}(x_pre + a) - x_pre      (x_pre: blocks.i.hook_resid_pre)
     blocks.i.hook_mlp_out      m        -> P_{2i+2}(x_mid + m) - x_mid      (x_mid: blocks.i.hook_resid_mid)
 
+and for a parallel layer (one site, i+1; its attention output a is kept as it is, then)
+
+    blocks.i.hook_mlp_out      m        -> P_{i+1}(x_pre + a + m) - x_pre - a
+
+With learned position embeddings site 0 is `blocks.0.hook_resid_pre` (token + position embeddings). For
+LayerNorm models the bases are orthogonal to the all-ones direction (the slicer makes the stream
+mean-free), so P removes the dense model's residual mean too, which its LayerNorms ignore: the hooks on the
+unmodified model stay exact.
+
 The block outputs are rewritten (not `hook_resid_mid`, which does not reach the skip path). What each
 projection removes, e_s = P_s y_s - y_s (y_s the residual before the projection), is the site's *write*;
 injecting exactly those writes additively into the dense model (`injection_hooks`) reproduces the sliced run,
@@ -28,10 +37,10 @@ from torch import Tensor
 
 from ..errors import UsageError
 from ..schema import BASES
-from .bridge import boot_bridge
+from .bridge import boot_bridge, bridge_sites
 from .pca import SitePCA
 from .replay import Basis, Projector, dense_bases, dense_pcas
-from .sites import check_sites, n_sites, sequential_sites, site_hooks
+from .sites import Site, check_sites, is_parallel, model_sites, sequential_sites
 from .slicing import slice_model
 from .widths import dim_for_sparsity, site_dims
 
@@ -72,13 +81,20 @@ def bases_for(
 # ----------------------------------------------------------------------------- hooks
 
 
-def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = None) -> list[Hook]:
+def emulation_hooks(
+    bases: Sequence[Basis], writes: dict[int, Tensor] | None = None, sites: Sequence[Site] | None = None
+) -> list[Hook]:
     """Forward hooks that project the residual stream onto span(B_s) at every write site.
 
+    `sites`: the model's site list (`core.sites.model_sites`, `bridge_sites`); None: sequential layers.
     With a `writes` dict, each site's write e_s = P_s y_s - y_s (detached) is stored under its site index."""
     S = len(bases)
-    if S % 2 != 1:
-        raise UsageError(f"need 2L+1 site bases, got {S}")
+    if sites is None:
+        if S % 2 != 1:
+            raise UsageError(f"need 2L+1 site bases, got {S}")
+        sites = sequential_sites((S - 1) // 2)
+    elif len(sites) != S:
+        raise UsageError(f"need {len(sites)} site bases, got {S}")
     proj = [Projector(b) for b in bases]
     state: dict[str, Tensor] = {}
 
@@ -97,32 +113,39 @@ def emulation_hooks(bases: Sequence[Basis], writes: dict[int, Tensor] | None = N
 
         return fn
 
-    def block_out(site: int, key: str):
+    def block_out(site: int, keys: tuple[str, ...]):
         def fn(a, hook):
             if proj[site].identity:  # full width: leave the block's output bit-identical
                 record(site, a, a)
                 return a
-            y = state[key] + a
+            base = state[keys[0]]
+            for k in keys[1:]:  # a parallel layer's attention output, already in the residual sum
+                base = base + state[k]
+            y = base + a
             out = proj[site](y)
             record(site, y, out)
-            return out - state[key]
+            return out - base
 
         return fn
 
     hooks: list[Hook] = []
-    for site in sequential_sites((S - 1) // 2):
+    for site in sites:
         if site.base_hook is None:
             hooks.append((site.write_hook, embed))
-        else:  # remember the residual the block writes into, then rewrite the block's output
-            hooks += [(site.base_hook, keep(site.base_hook)),
-                      (site.write_hook, block_out(site.index, site.base_hook))]
+        else:  # remember the residual (and other writes) the block adds to, then rewrite its output
+            keys = (site.base_hook,) if site.attn_hook is None else (site.base_hook, site.attn_hook)
+            hooks += [(k, keep(k)) for k in keys]
+            hooks.append((site.write_hook, block_out(site.index, keys)))
     return hooks
 
 
-def injection_hooks(injections: Sequence[Float[Tensor, "batch pos d_model"] | None]) -> list[Hook]:
+def injection_hooks(
+    injections: Sequence[Float[Tensor, "batch pos d_model"] | None], sites: Sequence[Site] | None = None
+) -> list[Hook]:
     """Forward hooks that ADD injections[s] to the residual at every site s (None: nothing). With the writes
-    of a sliced run they reproduce it on the dense model; with leaf tensors, their .grad is d out / d x_s."""
-    sites = sequential_sites((len(injections) - 1) // 2)
+    of a sliced run they reproduce it on the dense model; with leaf tensors, their .grad is d out / d x_s.
+    `sites`: the model's site list (None: sequential layers)."""
+    sites = sequential_sites((len(injections) - 1) // 2) if sites is None else sites
     return [(sites[s].write_hook, lambda x, hook, e=e: x + e.to(x.dtype))
             for s, e in enumerate(injections) if e is not None]
 
@@ -136,15 +159,16 @@ def run_emulated(
 ) -> tuple[Float[Tensor, "batch pos vocab"], object]:
     """Logits and ActivationCache of the bridge with slicing emulated by `bases` (None: the dense model).
 
-    `names_filter` defaults to the 2L+1 site residuals (`core.sites` hooks). Cached values of the
-    rewritten hooks (`hook_attn_out`, `hook_mlp_out`) are the rewritten block writes P(x + a) - x."""
+    `names_filter` defaults to the site residuals (`core.sites` hooks). Cached values of the rewritten hooks
+    (`hook_attn_out`, `hook_mlp_out`) are the rewritten block writes P(x + a) - x."""
+    sites = bridge_sites(bridge)
     if names_filter is None:
-        names_filter = site_hooks(bridge.cfg.n_layers)
+        names_filter = [s.hook for s in sites]
     with torch.no_grad():
         if bases is None:
             return bridge.run_with_cache(ids, names_filter=names_filter)
-        check_sites(len(bases), bridge.cfg.n_layers, "site bases")
-        with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
+        check_sites(len(bases), bridge.cfg.n_layers, "site bases", parallel=is_parallel(sites))
+        with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes, sites)):
             return bridge.run_with_cache(ids, names_filter=names_filter)
 
 
@@ -152,13 +176,14 @@ def emulated_logits(
     bridge, ids: Int[Tensor, "batch pos"], bases: Sequence[Basis]
 ) -> Float[Tensor, "batch pos vocab"]:
     """Just the logits of the emulated sliced model (no cache)."""
-    with torch.no_grad(), bridge.hooks(fwd_hooks=emulation_hooks(bases)):
+    with torch.no_grad(), bridge.hooks(fwd_hooks=emulation_hooks(bases, sites=bridge_sites(bridge))):
         return bridge(ids)
 
 
-def site_residuals(cache, n_layers: int) -> list[Float[Tensor, "batch pos d_model"]]:
-    """The 2L+1 site residuals from a cache that holds the `site_hooks` names."""
-    return [cache[name] for name in site_hooks(n_layers)]
+def site_residuals(cache, n_layers: int, sites: Sequence[Site] | None = None) -> list[Float[Tensor, "b p d"]]:
+    """The site residuals from a cache that holds the site hooks (`sites`; None: sequential layers)."""
+    sites = sequential_sites(n_layers) if sites is None else sites
+    return [cache[s.hook] for s in sites]
 
 
 # ----------------------------------------------------------------------------- installation / adapter check
@@ -188,6 +213,8 @@ def verify(
     sparsity) and compare the sliced model's logits with the hook emulation on the bridge using its bases.
     `ok` when both max |diff| <= VERIFY_RTOL[dtype] * max |dense logit|."""
     L, D = model.config.num_hidden_layers, model.config.hidden_size
+    sites = model_sites(model)
+    S, par = len(sites), is_parallel(sites)
     dim = dim_for_sparsity(0.25, D) if dim is None else dim
     if not 1 <= dim <= D:
         raise UsageError(f"dim must be in [1, {D}], got {dim}")
@@ -195,10 +222,11 @@ def verify(
     dev = next(model.parameters()).device
     ids = ids.to(dev)
     dense = model(input_ids=ids, use_cache=False).logits
-    full = slice_model(model, cal_ids, [D] * n_sites(L), batch_size=batch_size, progress=progress)
+    full = slice_model(model, cal_ids, [D] * S, batch_size=batch_size, progress=progress)
     inv = (full.model(input_ids=ids, use_cache=False).logits - dense).abs().max().item()
     del full
-    res = slice_model(model, cal_ids, site_dims(L, D, dim=dim), batch_size=batch_size, progress=progress)
+    res = slice_model(model, cal_ids, site_dims(L, D, dim=dim, parallel=par), batch_size=batch_size,
+                      progress=progress)
     sliced = res.model(input_ids=ids, use_cache=False).logits
     bases = res.bases
     del res

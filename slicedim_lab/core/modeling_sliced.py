@@ -43,25 +43,28 @@ class SlicedConfig(PretrainedConfig):
 
 
 class DimRMSNorm(nn.Module):
-    """RMS normalisation of a d-dim residual that divides by the original width D (optionally weighted)."""
+    """RMS normalisation of a d-dim residual that divides by the original width D (optionally weighted and
+    biased: a LayerNorm of a mean-free stream is exactly this, same epsilon)."""
 
-    def __init__(self, full_dim: int, eps: float, weight_dim: int | None = None):
+    def __init__(self, full_dim: int, eps: float, weight_dim: int | None = None, bias: bool = False):
         super().__init__()
         self.full_dim, self.eps = full_dim, eps
         self.weight = nn.Parameter(torch.ones(weight_dim)) if weight_dim else None
+        self.bias = nn.Parameter(torch.zeros(weight_dim)) if weight_dim and bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         x = x.to(torch.float32) if dtype in (torch.float16, torch.bfloat16) else x
         x = (x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) / self.full_dim + self.eps)).to(dtype)
-        return x if self.weight is None else self.weight * x
+        x = x if self.weight is None else self.weight * x
+        return x if self.bias is None else x + self.bias
 
 
 class MapBackNorm(DimRMSNorm):
     """Tied head: map the last site's coordinates back to the original basis, then the weighted norm."""
 
-    def __init__(self, full_dim: int, eps: float, kept_dim: int):
-        super().__init__(full_dim, eps, weight_dim=full_dim)
+    def __init__(self, full_dim: int, eps: float, kept_dim: int, bias: bool = False):
+        super().__init__(full_dim, eps, weight_dim=full_dim, bias=bias)
         self.output_map = nn.Linear(kept_dim, full_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,17 +72,19 @@ class MapBackNorm(DimRMSNorm):
 
 
 class SlicedDecoderLayer(nn.Module):
-    """x <- x S_attn + attn(norm(x)); x <- x S_mlp + mlp(norm(x)), S the shortcut (None = identity)."""
+    """Sequential: x <- x S_attn + attn(norm(x)); x <- x S_mlp + mlp(norm(x)). Parallel (`shapes[1]` None):
+    x <- x S_attn + attn(norm(x)) + mlp(norm(x)). S is a shortcut matrix."""
 
-    def __init__(self, layer: nn.Module, layout: dict, shapes: tuple[int, int, int], input_dim: int | None):
+    def __init__(self, layer: nn.Module, layout: dict, shapes: tuple, input_dim: int | None):
         super().__init__()
         self.names = {k: layout[k] for k in ("attn_norm", "attn", "mlp_norm", "mlp")}
         for name in self.names.values():
             setattr(self, name, getattr(layer, name))
         d_in, d_mid, d_out = shapes
         self.input_map = nn.Linear(input_dim, d_in, bias=False) if input_dim else None
-        self.attn_shortcut = nn.Linear(d_in, d_mid, bias=False)
-        self.mlp_shortcut = nn.Linear(d_mid, d_out, bias=False)
+        self.parallel = d_mid is None
+        self.attn_shortcut = nn.Linear(d_in, d_out if self.parallel else d_mid, bias=False)
+        self.mlp_shortcut = None if self.parallel else nn.Linear(d_mid, d_out, bias=False)
 
     def attn_delta(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         h = getattr(self, self.names["attn_norm"])(x)
@@ -90,6 +95,8 @@ class SlicedDecoderLayer(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
         x = hidden_states if self.input_map is None else self.input_map(hidden_states)
+        if self.parallel:
+            return self.attn_shortcut(x) + self.attn_delta(x, **kwargs) + self.mlp_delta(x)
         x = self.attn_shortcut(x) + self.attn_delta(x, **kwargs)
         return self.mlp_shortcut(x) + self.mlp_delta(x)
 
@@ -99,41 +106,68 @@ def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
-def _resized(linear: nn.Linear, d_in: int | None = None, d_out: int | None = None) -> nn.Linear:
+def _features(module: nn.Module, transposed: bool = False) -> tuple[int, int]:
+    """(in, out) of a linear map; `transposed`: its weight is stored in x out (GPT-2's Conv1D)."""
+    out_f, in_f = module.weight.shape
+    return (out_f, in_f) if transposed else (in_f, out_f)
+
+
+def _resized(
+    linear: nn.Module, d_in: int | None = None, d_out: int | None = None, transposed: bool = False,
+    bias: bool | None = None,
+) -> nn.Linear:
+    """An nn.Linear like `linear` (an nn.Linear or a transposed Conv1D) with new widths; `bias` forces one."""
+    in_f, out_f = _features(linear, transposed)
     return nn.Linear(
-        d_in or linear.in_features,
-        d_out or linear.out_features,
-        bias=linear.bias is not None,
+        d_in or in_f,
+        d_out or out_f,
+        bias=linear.bias is not None if bias is None else bias or linear.bias is not None,
         dtype=linear.weight.dtype,
         device=linear.weight.device,
     )
 
 
+def _resize_table(embed: nn.Module, dim: int) -> None:
+    """Give an embedding table (nn.Embedding or a subclass: OPT's positions) `dim` columns, in place."""
+    embed.weight = nn.Parameter(torch.empty(embed.weight.shape[0], dim, dtype=embed.weight.dtype,
+                                            device=embed.weight.device))
+    embed.embedding_dim = dim
+
+
 def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> None:
     """Turn a dense causal LM (any weights) into the sliced skeleton that `slicing` describes, in place."""
     lay, dims, tied = slicing["layout"], slicing["site_dims"], slicing["tied"]
-    embed = model.get_submodule(lay["embed"])
-    vocab = embed.num_embeddings
+    tr = bool(lay.get("transposed", False))
+    centred = lay.get("norm", "rms") == "layer"  # LayerNorm folded: readers carry the norm's bias
     if not tied:
-        _set_module(model, lay["embed"], nn.Embedding(vocab, dims[0], padding_idx=embed.padding_idx))
-        _set_module(model, lay["lm_head"], nn.Linear(dims[-1], vocab, bias=False))
+        _resize_table(model.get_submodule(lay["embed"]), dims[0])
+        if lay.get("pos_embed"):
+            _resize_table(model.get_submodule(lay["pos_embed"]), dims[0])
+        vocab = model.get_submodule(lay["embed"]).num_embeddings
+        _set_module(model, lay["lm_head"], nn.Linear(dims[-1], vocab, bias=bool(slicing.get("head_bias"))))
     layers = model.get_submodule(lay["layers"])
     # the sites each layer reads and writes, as the slicer recorded them (exports older than that record
-    # hold sequential layers: input 2i, after attention 2i+1, after the MLP 2i+2)
+    # hold sequential layers: input 2i, after attention 2i+1, after the MLP 2i+2; parallel layers: mid None)
     io = slicing.get("layer_sites") or [[2 * i, 2 * i + 1, 2 * i + 2] for i in range(len(layers))]
     for i, layer in enumerate(layers):
-        d_in, d_mid, d_out = (dims[s] for s in io[i])
+        s_in, s_mid, s_out = io[i]
+        d_in, d_out = dims[s_in], dims[s_out]
+        d_mid = None if s_mid is None else dims[s_mid]
         for path in lay["attn_in"]:
-            _set_module(layer, path, _resized(layer.get_submodule(path), d_in=d_in))
-        _set_module(layer, lay["attn_out"], _resized(layer.get_submodule(lay["attn_out"]), d_out=d_mid))
+            _set_module(layer, path,
+                        _resized(layer.get_submodule(path), d_in=d_in, transposed=tr, bias=centred))
+        _set_module(layer, lay["attn_out"],
+                    _resized(layer.get_submodule(lay["attn_out"]), d_out=d_mid or d_out, transposed=tr))
         for path in lay["mlp_in"]:
-            _set_module(layer, path, _resized(layer.get_submodule(path), d_in=d_mid))
-        _set_module(layer, lay["mlp_out"], _resized(layer.get_submodule(lay["mlp_out"]), d_out=d_out))
+            _set_module(layer, path,
+                        _resized(layer.get_submodule(path), d_in=d_mid or d_in, transposed=tr, bias=centred))
+        _set_module(layer, lay["mlp_out"],
+                    _resized(layer.get_submodule(lay["mlp_out"]), d_out=d_out, transposed=tr))
         _set_module(layer, lay["attn_norm"], DimRMSNorm(full_dim, eps))
         _set_module(layer, lay["mlp_norm"], DimRMSNorm(full_dim, eps))
         input_dim = full_dim if (tied and i == 0) else None
         layers[i] = SlicedDecoderLayer(layer, lay, (d_in, d_mid, d_out), input_dim)
-    final = MapBackNorm(full_dim, eps, dims[-1]) if tied else DimRMSNorm(full_dim, eps)
+    final = MapBackNorm(full_dim, eps, dims[-1], bias=centred) if tied else DimRMSNorm(full_dim, eps)
     _set_module(model, lay["final_norm"], final)
 
 
@@ -149,18 +183,23 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
     def __init__(self, config: SlicedConfig):
         super().__init__(config)
         base = config.base_config()
-        self.model = AutoModel.from_config(base)
-        self.lm_head = nn.Linear(base.hidden_size, base.vocab_size, bias=False)
-        shape_sliced(
-            self, config.slicing, base.hidden_size, getattr(base, config.slicing["layout"]["norm_eps"])
-        )
+        lay = config.slicing["layout"]
+        # the decoder and the head under the attribute names the base architecture uses (`model`,
+        # `gpt_neox`, `transformer`; `lm_head`, `embed_out`), so state-dict keys match the layout's paths
+        self.base_name = lay["layers"].split(".")[0]
+        self.head_name = lay["lm_head"]
+        setattr(self, self.base_name, AutoModel.from_config(base))
+        setattr(self, self.head_name, nn.Linear(base.hidden_size, base.vocab_size,
+                                                bias=bool(config.slicing.get("head_bias"))))
+        self._tied_weights_keys = {f"{self.head_name}.weight": f"{lay['embed']}.weight"}
+        shape_sliced(self, config.slicing, base.hidden_size, getattr(base, lay["norm_eps"]))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
         return self.get_submodule(self.config.slicing["layout"]["embed"])
 
     def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
+        return self.get_submodule(self.head_name)
 
     def forward(
         self,
@@ -173,7 +212,7 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutputWithPast:
-        out = self.model(
+        out = getattr(self, self.base_name)(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -184,7 +223,7 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
         hidden = out.last_hidden_state
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)
+        logits = self.get_submodule(self.head_name)(hidden)
         loss = None
         if labels is not None:
             loss = self.loss_function(

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..adapters import Adapter, adapter_for
 from ..errors import UsageError
 from .pca import SitePCA, pca, second_moment
-from .sites import layer_sites
+from .sites import layers_of, sites_for
 
 Basis = Float[Tensor, "d_model d_site"]
 
@@ -97,17 +97,24 @@ def run_sites(
     any loss of the logits gives d loss / d x_s at every site (site 0 is a leaf)."""
     adapter = adapter or adapter_for(model)
     step = project or (lambda s, x: x)
+    # LayerNorm models: the residual of the mean-free (centred) model the slicer builds; LayerNorm ignores
+    # the mean, so the function is the same, and dense PCA bases never use the all-ones direction
+    free = (lambda x: x - x.mean(-1, keepdim=True)) if adapter.centred else (lambda x: x)
     x, kw = layer0_inputs(model, adapter, input_ids)
-    x = step(0, x.detach().requires_grad_(keep_grad))
+    x = step(0, free(x).detach().requires_grad_(keep_grad))
     sites = [x]
     with torch.set_grad_enabled(keep_grad):
         layers = model.get_submodule(adapter.layers)
-        for layer, ls in zip(layers, layer_sites(model.config.num_hidden_layers)):
+        for layer, ls in zip(layers, layers_of(sites_for(adapter, model.config.num_hidden_layers))):
             attn, attn_norm = layer.get_submodule(adapter.attn), layer.get_submodule(adapter.attn_norm)
             mlp, mlp_norm = layer.get_submodule(adapter.mlp), layer.get_submodule(adapter.mlp_norm)
-            x = step(ls.mid, x + attn(hidden_states=attn_norm(x), **kw)[0])
+            if ls.parallel:
+                x = step(ls.out, free(x + attn(hidden_states=attn_norm(x), **kw)[0] + mlp(mlp_norm(x))))
+                sites.append(x)
+                continue
+            x = step(ls.mid, free(x + attn(hidden_states=attn_norm(x), **kw)[0]))
             sites.append(x)
-            x = step(ls.out, x + mlp(mlp_norm(x)))
+            x = step(ls.out, free(x + mlp(mlp_norm(x))))
             sites.append(x)
         out = (
             model.get_submodule(adapter.lm_head)(model.get_submodule(adapter.final_norm)(x))

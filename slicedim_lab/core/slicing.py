@@ -17,6 +17,7 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
@@ -40,7 +41,7 @@ from .modeling_sliced import (
 from .nll import next_token_ce
 from .pca import SitePCA, pca, random_rotation, second_moment
 from .replay import layer0_inputs
-from .sites import LayerSites, check_sites, layer_sites
+from .sites import LayerSites, check_sites, is_parallel, layers_of, sites_for
 
 # ----------------------------------------------------------------------------- weight transforms
 
@@ -52,16 +53,59 @@ def _assign(lin: nn.Module, weight: Tensor, bias: Tensor | None, like: nn.Module
         lin.bias = nn.Parameter(bias.to(dev, dt).contiguous(), requires_grad=False)
 
 
-def _fold_reader(lin: nn.Linear, scale: Tensor, basis: Tensor) -> tuple[Tensor, Tensor | None]:
-    """Reader of a normalised residual: absorb the norm's scale, then read in the site's basis."""
-    w = lin.weight.double() * scale.double().to(lin.weight.device)[None, :]
-    return w @ basis.to(w.device), lin.bias
+def _w(lin: nn.Module, transposed: bool) -> Tensor:
+    """A linear map's weight as out x in float64 (a transposed Conv1D stores in x out)."""
+    w = lin.weight.double()
+    return w.T if transposed else w
 
 
-def _rotate_writer(lin: nn.Linear, basis: Tensor) -> tuple[Tensor, Tensor | None]:
-    """Writer into the residual: emit coordinates in the site's basis."""
+def _norm_fold(norm: nn.Module, adapter: Adapter) -> tuple[Tensor, Tensor | None]:
+    """The scale (norm_offset + weight) and the bias (LayerNorm's, else None) a norm hands to its readers."""
+    w = getattr(norm, "weight", None)
+    w = torch.ones(norm.normalized_shape) if w is None else w.detach()
+    scale = w + adapter.norm_offset if adapter.norm_offset else w
+    b = getattr(norm, "bias", None)
+    return scale, None if b is None else b.detach()
+
+
+def _fold_reader(lin: nn.Module, fold: tuple[Tensor, Tensor | None], basis: Tensor,
+                 transposed: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Reader of a normalised residual: absorb the norm's scale (and bias: W b joins the reader's bias), then
+    read in the site's basis."""
+    scale, shift = fold
+    w0 = _w(lin, transposed)
+    w = w0 * scale.double().to(w0.device)[None, :]
+    bias = lin.bias
+    if shift is not None:
+        extra = w0 @ shift.double().to(w0.device)
+        bias = extra if bias is None else bias.double() + extra
+    return w @ basis.to(w.device), bias
+
+
+def _centre(w: Tensor, centred: bool) -> Tensor:
+    """A writer's output made mean-free along the residual (its first dim) when the stream must be."""
+    return w - w.mean(0, keepdim=True) if centred else w
+
+
+def _rotate_writer(lin: nn.Module, basis: Tensor, centred: bool = False,
+                   transposed: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Writer into the residual: emit coordinates in the site's basis (mean-free first, for LayerNorm)."""
     b = basis.to(lin.weight.device)
-    return b.T @ lin.weight.double(), None if lin.bias is None else lin.bias.double() @ b
+    w = _centre(_w(lin, transposed), centred)
+    bias = None if lin.bias is None else _centre(lin.bias.double()[:, None], centred)[:, 0]
+    return b.T @ w, None if bias is None else bias @ b
+
+
+def _mean_free_basis(basis: Tensor) -> Tensor:
+    """A kept basis (d < D) made exactly orthogonal to the all-ones direction, which a mean-free stream never
+    uses: PCA puts it last, but rounding or a rank-deficient calibration can mix it into kept columns, and a
+    LayerNorm model's emulation needs P 1 = 0. The columns change by rounding only when already orthogonal."""
+    D, d = basis.shape
+    if d == D:
+        return basis
+    b = basis - basis.mean(0, keepdim=True)
+    q, r = torch.linalg.qr(b)
+    return q * torch.sign(torch.diagonal(r))[None, :]
 
 
 # ----------------------------------------------------------------------------- the algorithm
@@ -104,13 +148,24 @@ class _Run:
     orientation: str
     seed: int
 
+    @property
+    def centred(self) -> bool:
+        return self.adapter.centred
+
+    @property
+    def tr(self) -> bool:
+        return self.adapter.transposed
+
     def basis(self, p: SitePCA, site: int) -> Tensor:
         d = self.dims[site]
-        return p.basis(d, random_rotation(d, self.seed + site) if self.orientation == "random" else None)
+        b = p.basis(d, random_rotation(d, self.seed + site) if self.orientation == "random" else None)
+        return _mean_free_basis(b) if self.centred else b
 
 
-def _check_inputs(model: nn.Module, cal_ids: Tensor, dims: list[int], final_orientation: str) -> None:
-    check_sites(len(dims), model.config.num_hidden_layers)
+def _check_inputs(
+    model: nn.Module, sites: list, cal_ids: Tensor, dims: list[int], final_orientation: str
+) -> None:
+    check_sites(len(dims), model.config.num_hidden_layers, parallel=is_parallel(sites))
     if final_orientation not in ("pca", "random"):
         raise UsageError(f"final orientation must be pca or random, got {final_orientation!r}")
     if cal_ids.ndim != 2 or cal_ids.shape[0] < 1:
@@ -130,12 +185,14 @@ def _place(model: nn.Module, run: _Run) -> None:
 
 
 def _embed_inputs(model: nn.Module, run: _Run, cal_ids: Tensor, batch_size: int) -> tuple[list, list]:
-    """Site 0's residual (the embeddings) and every layer's keyword arguments, batch by batch, parked."""
+    """Site 0's residual (the embeddings, mean-free for LayerNorm models) and every layer's keyword arguments,
+    batch by batch, parked."""
     layers = model.get_submodule(run.adapter.layers)
     xs, kws = [], []
     layers[0].to(run.dev)
     for ids in torch.split(cal_ids, batch_size):
         h, kw = layer0_inputs(model, run.adapter, ids.to(run.dev))
+        h = h - h.mean(-1, keepdim=True) if run.centred else h
         xs.append(h.to(run.offload))
         kws.append(kw)
     layers[0].to(run.home)
@@ -147,78 +204,120 @@ def _rotate(zs: list[Tensor], basis: Tensor, run: _Run) -> list[Tensor]:
     return [(z.to(run.dev) @ basis.to(run.dev, run.dtype)).to(run.offload) for z in zs]
 
 
+def _slice_table(embed: nn.Module, basis: Tensor, centred: bool) -> None:
+    """An embedding table (tokens or positions) emits site 0's coordinates directly, in place."""
+    w = _centre(embed.weight.double().T, centred).T @ basis.to(embed.weight.device)
+    embed.weight = nn.Parameter(w.to(embed.weight.dtype).contiguous(), requires_grad=False)
+    embed.embedding_dim = w.shape[1]
+
+
 def _slice_embedding(model: nn.Module, run: _Run, basis: Tensor) -> None:
-    """An untied embedding emits site 0's coordinates directly (a tied one keeps its basis)."""
+    """Untied: the token (and position) embeddings emit site 0's coordinates (a tied one keeps its basis)."""
     embed = model.get_submodule(run.adapter.embed)
-    w = embed.weight.double() @ basis.to(embed.weight.device)
+    w = _centre(embed.weight.double().T, run.centred).T @ basis.to(embed.weight.device)
     new = nn.Embedding(w.shape[0], w.shape[1], padding_idx=embed.padding_idx, device="meta")
     _assign(new, w, None, embed)
     _set_module(model, run.adapter.embed, new)
+    if run.adapter.pos_embed:
+        _slice_table(model.get_submodule(run.adapter.pos_embed), basis, run.centred)
+
+
+def _block_writer(dense: nn.Module, run: _Run) -> nn.Module:
+    """A writer as calibration runs it, in the original basis: as it is, or (LayerNorm, Conv1D) an
+    nn.Linear with its output made mean-free."""
+    if not (run.centred or run.tr):
+        return dense
+    with torch.device("meta"):
+        lin = _resized(dense, transposed=run.tr)
+    D = lin.out_features
+    _assign(lin, *_rotate_writer(dense, torch.eye(D, dtype=torch.float64), run.centred, run.tr), dense)
+    return lin
+
+
+def _delta_inputs(cs: list[Tensor], kws: list[dict], b_in: Tensor, run: _Run):
+    """Each parked batch's coordinates on the device, its residual in the original basis and its kwargs."""
+    for c, kw in zip(cs, kws):
+        c = c.to(run.dev)
+        yield c, c @ b_in.T.to(run.dev, run.dtype), _to(kw, run.dev)
 
 
 def _slice_layer(
     layer: nn.Module, ls: LayerSites, run: _Run, cs: list[Tensor], kws: list[dict], b_in: Tensor, last: bool
 ) -> tuple[SlicedDecoderLayer, list[Tensor], list[SitePCA | None], list[Tensor]]:
     """Calibrate and slice one decoder layer on the parked coordinates `cs` of its input site (basis `b_in`):
-    returns the sliced layer, the coordinates at its output site, and the PCAs and bases of its two sites."""
+    returns the sliced layer, the coordinates at its output site, and the PCAs and bases of its own sites
+    (two for a sequential layer, one for a parallel one)."""
     a, dims = run.adapter, run.dims
     layer = layer.to(run.dev)
-    g_attn = layer.get_submodule(a.attn_norm).weight.detach()
-    g_mlp = layer.get_submodule(a.mlp_norm).weight.detach()
+    f_attn = _norm_fold(layer.get_submodule(a.attn_norm), a)
+    f_mlp = _norm_fold(layer.get_submodule(a.mlp_norm), a)
     dense = {p: layer.get_submodule(p) for p in (*a.attn_in, *a.mlp_in, a.attn_out, a.mlp_out)}
-    shape = (dims[ls.inp], dims[ls.mid], dims[ls.out])
+    shape = (dims[ls.inp], None if ls.parallel else dims[ls.mid], dims[ls.out])
     with torch.device("meta"):
         _shape_layer(layer, a, shape, run.D, run.eps)
         new = SlicedDecoderLayer(layer, a.layout(), shape, None)
     for p in a.attn_in:
-        _assign(new.get_submodule(p), *_fold_reader(dense[p], g_attn, b_in), dense[p])
+        _assign(new.get_submodule(p), *_fold_reader(dense[p], f_attn, b_in, run.tr), dense[p])
+    _set_module(new, a.attn_out, _block_writer(dense[a.attn_out], run))
+    if ls.parallel:  # one site: attention and MLP both read the layer input, their writes are summed
+        for p in a.mlp_in:
+            _assign(new.get_submodule(p), *_fold_reader(dense[p], f_mlp, b_in, run.tr), dense[p])
+        _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
+        zs = [(x + new.attn_delta(c, **kw) + new.mlp_delta(c)).to(run.offload)
+              for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
+        p_out, b_out = _out_basis(zs, ls, run, last)
+        _write_block(new, a.attn_out, dense[a.attn_out], b_out, new.attn_shortcut, b_in, dims[ls.out], run)
+        _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, None, b_in, dims[ls.out], run)
+        return new, _rotate(zs, b_out, run), [p_out], [b_out]
     # attention block: its site from activations that went through the sliced layers before
-    _set_module(new, a.attn_out, dense[a.attn_out])
-    zs = [
-        (c.to(run.dev) @ b_in.T.to(run.dev, run.dtype) + new.attn_delta(c.to(run.dev), **_to(kw, run.dev)))
-        .to(run.offload)
-        for c, kw in zip(cs, kws)
-    ]
+    zs = [(x + new.attn_delta(c, **kw)).to(run.offload) for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
     p_mid = _pca_of(zs)
     b_mid = run.basis(p_mid, ls.mid)
-    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid])
+    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid], run)
     cs = _rotate(zs, b_mid, run)
     # MLP block: its site
     for p in a.mlp_in:
-        _assign(new.get_submodule(p), *_fold_reader(dense[p], g_mlp, b_mid), dense[p])
-    _set_module(new, a.mlp_out, dense[a.mlp_out])
+        _assign(new.get_submodule(p), *_fold_reader(dense[p], f_mlp, b_mid, run.tr), dense[p])
+    _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
     zs = [(c.to(run.dev) @ b_mid.T.to(run.dev, run.dtype) + new.mlp_delta(c.to(run.dev))).to(run.offload)
           for c in cs]
-    if last and run.tied and dims[ls.out] == run.D:
-        p_out = None  # full-width last site in the original basis: no map back needed
-        b_out = torch.eye(run.D, dtype=torch.float64)
-    else:
-        p_out = _pca_of(zs)
-        b_out = run.basis(p_out, ls.out)
-    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out])
+    p_out, b_out = _out_basis(zs, ls, run, last)
+    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out], run)
     cs = _rotate(zs, b_out, run)
     return new, cs, [p_mid, p_out], [b_mid, b_out]
 
 
-def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Tensor, shortcut: nn.Module,
-                 b_in: Tensor, d_out: int) -> None:
+def _out_basis(zs: list[Tensor], ls: LayerSites, run: _Run, last: bool) -> tuple[SitePCA | None, Tensor]:
+    """PCA and basis of a layer's output site (a full-width last site before a tied head: the identity)."""
+    if last and run.tied and run.dims[ls.out] == run.D:
+        return None, torch.eye(run.D, dtype=torch.float64)  # original basis: no map back needed
+    p_out = _pca_of(zs)
+    return p_out, run.basis(p_out, ls.out)
+
+
+def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Tensor, shortcut: nn.Module | None,
+                 b_in: Tensor, d_out: int, run: _Run) -> None:
     """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's."""
     with torch.device("meta"):
-        _set_module(new, path, _resized(dense, d_out=d_out))
-    _assign(new.get_submodule(path), *_rotate_writer(dense, b_out), dense)
-    _assign(shortcut, b_out.T @ b_in, None, dense)
+        _set_module(new, path, _resized(dense, d_out=d_out, transposed=run.tr))
+    _assign(new.get_submodule(path), *_rotate_writer(dense, b_out, run.centred, run.tr), dense)
+    if shortcut is not None:
+        _assign(shortcut, b_out.T @ b_in, None, dense)
 
 
 def _slice_head(
-    model: nn.Module, run: _Run, head_w: Tensor, last_basis: Tensor, last_pca: SitePCA | None
+    model: nn.Module, run: _Run, head_w: Tensor, head_b: Tensor | None, last_basis: Tensor,
+    last_pca: SitePCA | None
 ) -> None:
     """Final norm and LM head. Tied: a norm that maps the last site back to D before the shared head;
-    untied: the head reads the last site's coordinates, the norm's scale folded in."""
+    untied: the head reads the last site's coordinates, the norm's scale (and bias) folded in."""
     a = run.adapter
-    g_final = model.get_submodule(a.final_norm).weight.detach()
+    g_final, b_final = _norm_fold(model.get_submodule(a.final_norm), a)
     if run.tied:
-        norm = MapBackNorm(run.D, run.eps, run.dims[-1]).to(run.home, run.dtype)
+        norm = MapBackNorm(run.D, run.eps, run.dims[-1], bias=b_final is not None).to(run.home, run.dtype)
         norm.weight.copy_(g_final)
+        if b_final is not None:
+            norm.bias.copy_(b_final)
         if run.dims[-1] == run.D and last_pca is None:
             norm.output_map.weight.copy_(torch.eye(run.D))
         else:
@@ -228,8 +327,10 @@ def _slice_head(
     like = model.get_submodule(a.final_norm)
     _set_module(model, a.final_norm, DimRMSNorm(run.D, run.eps))
     head = nn.Linear(run.dims[-1], head_w.shape[0], bias=False, device="meta")
-    w = (head_w.double() * g_final.double().to(head_w.device)[None, :]) @ last_basis.to(head_w.device)
-    _assign(head, w, None, like if hasattr(like, "weight") else model.get_submodule(a.embed))
+    w, bias = _fold_reader(SimpleNamespace(weight=head_w, bias=head_b), (g_final, b_final), last_basis)
+    if bias is not None:
+        head.bias = nn.Parameter(torch.empty(head_w.shape[0], device="meta"))
+    _assign(head, w, bias, like if hasattr(like, "weight") else model.get_submodule(a.embed))
     _set_module(model, a.lm_head, head.to(run.home))
 
 
@@ -251,7 +352,7 @@ def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
             mod, _, bname = name.rpartition(".")
             sliced.get_submodule(mod).register_buffer(bname, buf, persistent=False)
     if run.tied:
-        sliced.lm_head.weight = sliced.get_input_embeddings().weight
+        sliced.get_submodule(a.lm_head).weight = sliced.get_input_embeddings().weight
     return sliced.to(run.home).eval()
 
 
@@ -264,11 +365,13 @@ def sliced_config(
     base_type = cfg.pop("model_type")
     for k in ("architectures", "auto_map", "tie_word_embeddings"):
         cfg.pop(k, None)
-    layers = [[ls.inp, ls.mid, ls.out] for ls in layer_sites(model.config.num_hidden_layers)]
+    layers = [ls.as_list() for ls in layers_of(sites_for(adapter, model.config.num_hidden_layers))]
+    head = model.get_submodule(adapter.lm_head)
+    head_bias = adapter.centred and not tied or getattr(head, "bias", None) is not None
     return SlicedConfig(
         base_model_type=base_type,
         slicing={"site_dims": dims, "tied": tied, "layout": adapter.layout(), "layer_sites": layers,
-                 **settings},
+                 **({"head_bias": True} if head_bias else {}), **settings},
         tie_word_embeddings=tied,
         architectures=["SlicedForCausalLM"],
         auto_map={
@@ -293,14 +396,17 @@ def slice_model(
     inplace: bool = False,
     progress: bool = True,
 ) -> SliceResult:
-    """Calibrate (interleaved PCA) and slice `model` to the per-site widths `dims`.
+    """Calibrate (interleaved PCA) and slice `model` to the per-site widths `dims` (one per site of
+    `core.sites.model_sites`: 2L+1 for sequential layers, L+1 for parallel ones).
 
     A tied embedding/head stays tied (the embedding keeps its basis, a D x d_0 map follows the lookup and a
     d_L x D map precedes the final norm) unless `untie_head`. `inplace=True` consumes `model` layer by layer
-    (less host memory); otherwise a copy is sliced.
+    (less host memory); otherwise a copy is sliced. LayerNorm models: every writer is made mean-free and each
+    LayerNorm's scale and bias are folded into its readers (see the module docstring).
     """
-    _check_inputs(model, cal_ids, dims, final_orientation)
     adapter, cfg = adapter_for(model), model.config
+    sites = sites_for(adapter, cfg.num_hidden_layers)
+    _check_inputs(model, sites, cal_ids, dims, final_orientation)
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     home = next(model.parameters()).device
@@ -317,22 +423,24 @@ def slice_model(
     pcas: list[SitePCA | None] = [_pca_of(xs)]
     bases = [run.basis(pcas[0], 0)]
     cs = _rotate(xs, bases[0], run)
-    head_w = model.get_submodule(adapter.lm_head).weight.detach().clone()  # may share storage with embed
+    head = model.get_submodule(adapter.lm_head)
+    head_w = head.weight.detach().clone()  # may share storage with embed
+    head_b = None if getattr(head, "bias", None) is None else head.bias.detach().clone()
     if not run.tied:
         _slice_embedding(model, run, bases[0])
 
     layers = model.get_submodule(adapter.layers)
     L = cfg.num_hidden_layers
-    for ls in tqdm(layer_sites(L), desc="calibrate+slice", disable=not progress):
+    for ls in tqdm(layers_of(sites), desc="calibrate+slice", disable=not progress):
         new, cs, ps, bs = _slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
         pcas += ps
         bases += bs
-        if run.tied and ls.layer == 0:
+        if run.tied and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then site 0's basis
             new.input_map = nn.Linear(run.D, dims[0], bias=False, device="meta")
-            _assign(new.input_map, bases[0].T, None, new.attn_shortcut)
+            _assign(new.input_map, _centre(bases[0], run.centred).T, None, new.attn_shortcut)
         layers[ls.layer] = new.to(home)
 
-    _slice_head(model, run, head_w, bases[-1], pcas[-1])
+    _slice_head(model, run, head_w, head_b, bases[-1], pcas[-1])
     sliced = _assemble(model, run, settings)
     return SliceResult(model=sliced, dims=list(dims), bases=[b.cpu() for b in bases], pcas=pcas,
                        cal_loss=_cal_loss(sliced, adapter, cs, cal_ids), settings=settings)
@@ -349,13 +457,16 @@ def _to(kw: dict, dev: torch.device) -> dict:
     return {k: move(v) for k, v in kw.items()}
 
 
-def _shape_layer(layer: nn.Module, adapter: Adapter, shape: tuple[int, int, int], D: int, eps: float) -> None:
-    """Replace the layer's norms by weightless D-norms and its readers by empty (meta) resized maps."""
+def _shape_layer(layer: nn.Module, adapter: Adapter, shape: tuple, D: int, eps: float) -> None:
+    """Replace the layer's norms by weightless D-norms and its readers by empty (meta) resized maps (biased
+    where a LayerNorm's bias folds in)."""
     d_in, d_mid, _ = shape
+    tr, centred = adapter.transposed, adapter.centred
     for p in adapter.attn_in:
-        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_in))
+        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_in, transposed=tr, bias=centred))
     for p in adapter.mlp_in:
-        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_mid))
+        _set_module(layer, p,
+                    _resized(layer.get_submodule(p), d_in=d_mid or d_in, transposed=tr, bias=centred))
     _set_module(layer, adapter.attn_norm, DimRMSNorm(D, eps))
     _set_module(layer, adapter.mlp_norm, DimRMSNorm(D, eps))
 

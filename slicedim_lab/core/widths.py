@@ -34,21 +34,23 @@ def site_dims(
     schedule: list[int] | None = None,
     round_interval: int = 8,
     slice_head: bool = False,
+    parallel: bool = False,
 ) -> list[int]:
-    """Kept width of every site (2L+1 of them). With `sparsity` or `dim` the last site keeps the full width
-    (the LM head reads it) unless `slice_head`; a `schedule` gives every site's width explicitly."""
+    """Kept width of every site (2L+1 of them; L+1 for `parallel` layers, see `core.sites`). With
+    `sparsity` or `dim` the last site keeps the full width (the LM head reads it) unless `slice_head`; a
+    `schedule` gives every site's width explicitly."""
     if sum(x is not None for x in (sparsity, dim, schedule)) != 1:
         raise UsageError("give exactly one of sparsity, dim or schedule")
     if schedule is not None:
-        if len(schedule) != n_sites(n_layers):
+        if len(schedule) != n_sites(n_layers, parallel):
+            how = f"{n_layers} parallel layers + 1" if parallel else f"2 x {n_layers} layers + 1"
             raise UsageError(
-                f"a schedule needs {n_sites(n_layers)} widths (2 x {n_layers} layers + 1), "
-                f"got {len(schedule)}"
+                f"a schedule needs {n_sites(n_layers, parallel)} widths ({how}), got {len(schedule)}"
             )
         dims = [int(d) for d in schedule]
     else:
         d = dim_for_sparsity(sparsity, hidden, round_interval) if sparsity is not None else int(dim)
-        dims = [d] * n_sites(n_layers)
+        dims = [d] * n_sites(n_layers, parallel)
         if not slice_head:
             dims[-1] = hidden
     bad = [d for d in dims if not 1 <= d <= hidden]

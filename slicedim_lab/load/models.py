@@ -23,6 +23,7 @@ import torch.nn as nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GPTNeoXConfig,
     LlamaConfig,
     MistralConfig,
     Phi3Config,
@@ -237,8 +238,18 @@ def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------------
 # Tiny random-init models for tests: the real code paths of each architecture, in milliseconds.
 
-_TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config}
-TINY_ARCHS = tuple(_TINY_CONFIGS)  # the one list of architectures every test runs over
+_TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config,
+                 "gpt_neox": GPTNeoXConfig, "gpt_neox_seq": GPTNeoXConfig}
+# what a tiny model of each family sets beyond the common sizes (partial rotary, parallel or not, ...)
+_TINY_EXTRA: dict[str, dict[str, Any]] = {
+    "phi3": dict(original_max_position_embeddings=512),
+    "gpt_neox": dict(layer_norm_eps=1e-5, rotary_pct=0.5, use_parallel_residual=True, hidden_act="gelu"),
+    "gpt_neox_seq": dict(layer_norm_eps=1e-5, rotary_pct=0.5, use_parallel_residual=False, hidden_act="gelu"),
+}
+for _arch in ("gpt_neox", "gpt_neox_seq"):  # no GQA in these families (TransformerLens reads the field)
+    _TINY_EXTRA[_arch]["num_key_value_heads"] = 4
+# the one list of architectures every test runs over (a family joins once it passes every test)
+TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
 
 
 def tiny_model(
@@ -246,10 +257,11 @@ def tiny_model(
 ) -> PreTrainedModel:
     """A tiny random-init causal LM of one architecture, deterministic from `seed`, in eval mode.
 
-    hidden 64, 3 layers, 4 query heads / 2 KV heads (GQA), MLP 128, vocab 256, untied embeddings unless
-    `tie_word_embeddings=True`; eager attention. "qwen2" has q/k/v biases, "phi3" fused qkv_proj and
-    gate_up_proj. RMSNorm weights are drawn as 1 + 0.1·randn and biases as 0.1·randn (not HF's ones and
-    zeros) so a mistake in folding them shows up.
+    hidden 64, 3 layers, 4 query heads / 2 KV heads (GQA where the family has it), MLP 128, vocab 256,
+    untied embeddings unless `tie_word_embeddings=True`; eager attention. "qwen2" has q/k/v biases, "phi3"
+    fused qkv_proj and gate_up_proj, "gpt_neox" (parallel layers) and "gpt_neox_seq" (sequential) LayerNorm,
+    half rotary, biases. Norm weights are drawn as 1 + 0.1·randn and every bias (norms' and linear maps') as
+    0.1·randn (not HF's ones and zeros) so a mistake in folding them shows up.
     `overrides` go to the config (e.g. num_hidden_layers=2). The global RNG state is left untouched.
     """
     if arch not in _TINY_CONFIGS:
@@ -269,8 +281,7 @@ def tiny_model(
         pad_token_id=0,
         hidden_act="silu",
     )
-    if arch == "phi3":
-        kwargs["original_max_position_embeddings"] = 512
+    kwargs.update(_TINY_EXTRA.get(arch, {}))
     kwargs.update(overrides)
     config = _TINY_CONFIGS[arch](**kwargs)
     with torch.random.fork_rng(devices=[]):
@@ -278,8 +289,10 @@ def tiny_model(
         model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
         with torch.no_grad():
             for module in model.modules():
-                if type(module).__name__.endswith("RMSNorm"):
+                if type(module).__name__.endswith("RMSNorm") or isinstance(module, nn.LayerNorm):
                     module.weight.copy_(1 + 0.1 * torch.randn_like(module.weight))
+                    if getattr(module, "bias", None) is not None:
+                        module.bias.copy_(0.1 * torch.randn_like(module.bias))
                 elif isinstance(module, torch.nn.Linear) and module.bias is not None:
                     module.bias.copy_(0.1 * torch.randn_like(module.bias))  # HF inits biases to zero
     return model.to(dtype).eval()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from slicedim_lab.core.sites import is_parallel, model_sites
 from slicedim_lab.core.size import count_params, param_breakdown
 from slicedim_lab.core.slicing import load_sliced, save_sliced, slice_model
 from slicedim_lab.core.widths import dim_for_sparsity, site_dims
@@ -26,6 +27,16 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+def dims_of(model, **kw) -> list[int]:
+    """Site widths for a model's own site list (2L+1 sequential, L+1 parallel)."""
+    return site_dims(L, D, parallel=is_parallel(model_sites(model)), **kw)
+
+
+def schedule_of(model) -> list[int]:
+    """Every site its own width (the head's input full)."""
+    return [40, 32, 48, 24, 56, 40, 64][-len(model_sites(model)):]
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("orientation", ["pca", "random"])
@@ -33,7 +44,7 @@ def test_full_width_is_invariant(arch: str, tied: bool, orientation: str) -> Non
     """Fused + rotated, unsliced: the dense function to float64 rounding (HF's RMSNorm upcasts to float32)."""
     model = tiny_model(arch, dtype=torch.float64, tie_word_embeddings=tied)
     x = ids()
-    res = slice_model(model, x, site_dims(L, D, dim=D), final_orientation=orientation, progress=False)
+    res = slice_model(model, x, dims_of(model, dim=D), final_orientation=orientation, progress=False)
     assert rel(res.model(x).logits, model(x).logits) <= 1e-6
 
 
@@ -42,9 +53,9 @@ def test_tied_equals_untied_at_every_width(arch: str) -> None:
     model = tiny_model(arch, dtype=torch.float64, tie_word_embeddings=True)
     x = ids()
     for dims in (
-        site_dims(L, D, dim=40),
-        site_dims(L, D, dim=24, slice_head=True),
-        [40, 32, 48, 24, 56, 40, 64],
+        dims_of(model, dim=40),
+        dims_of(model, dim=24, slice_head=True),
+        schedule_of(model),
     ):
         tied = slice_model(model, x, dims, progress=False)
         untied = slice_model(model, x, dims, untie_head=True, progress=False)
@@ -59,7 +70,7 @@ def test_calibration_loss_matches_the_sliced_model(arch: str) -> None:
     """The loss the interleaved calibration tracks equals a fresh forward of the finished sliced model."""
     model = tiny_model(arch, dtype=torch.float64)
     x = ids()
-    res = slice_model(model, x, site_dims(L, D, dim=32), batch_size=4, progress=False)
+    res = slice_model(model, x, dims_of(model, dim=32), batch_size=4, progress=False)
     logits = res.model(x).logits[:, :-1]
     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten()).item()
     assert res.cal_loss == pytest.approx(loss, rel=1e-7)  # eager softmax runs in float32
