@@ -7,6 +7,9 @@ module turns the registry into table rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .. import schema
 from ..errors import UsageError
 from . import paper  # noqa: F401  (registers `paper` first: every table starts with the paper's law)
@@ -15,19 +18,30 @@ from . import paper  # noqa: F401  (registers `paper` first: every table starts 
 from . import fisher  # noqa: F401  (registers the Fisher family)
 from .registry import DenseMetrics, predictors
 
+Tables = fisher.FisherTables | Mapping[str, Any] | None
 
-def predict_point(
-    dense: DenseMetrics, dim: int, tables: fisher.FisherTables | None = None
-) -> dict[str, float]:
+
+def _by_name(tables: Tables) -> Mapping[str, Any]:
+    """Dense statistics by the name predictors ask for them (`Predictor.needs`); bare Fisher tables are
+    the "fisher" statistics."""
+    if tables is None:
+        return {}
+    return {"fisher": tables} if isinstance(tables, fisher.FisherTables) else tables
+
+
+def predict_point(dense: DenseMetrics, dim: int, tables: Tables = None) -> dict[str, float]:
     """All predictions at one kept width: `ppl_pred_<p>`, `acc_pred_<p>`, `mc_acc_pred_<p>` (if the dense
-    multiple-choice accuracy is known) and, for predictors that model the loss, `dloss_pred_<p>` in nats."""
+    multiple-choice accuracy is known), the interval `ppl_lo_<p>`/`ppl_hi_<p>` where the predictor states
+    one and, for predictors that model the loss, `dloss_pred_<p>` in nats. `tables`: the dense statistics
+    by name (or bare Fisher tables); a predictor whose statistics are missing is skipped."""
     if not 1 <= dim <= dense.hidden:
         raise UsageError(f"kept width must be in [1, {dense.hidden}], got {dim}")
+    stats = _by_name(tables)
     out: dict[str, float] = {}
     for p in predictors():
-        if p.needs_tables and tables is None:
+        if p.needs is not None and stats.get(p.needs) is None:
             continue
-        pr = p.fn(dense, dim, tables)
+        pr = p.fn(dense, dim, stats.get(p.needs))
         if pr is None:
             continue
         if pr.dloss is not None:
@@ -41,6 +55,6 @@ def predict_point(
     return out
 
 
-def predict(dense: DenseMetrics, dims: list[int], tables: fisher.FisherTables | None = None) -> list[dict]:
+def predict(dense: DenseMetrics, dims: list[int], tables: Tables = None) -> list[dict]:
     """`predict_point` for every width, each row starting with `dim` and `sparsity` = 1 − d'/D."""
     return [{"dim": d, "sparsity": 1 - d / dense.hidden, **predict_point(dense, d, tables)} for d in dims]

@@ -344,5 +344,5 @@ _SUMMARIES = {
 _SHOWN = ("fisher", "fisher_semi", "fisher_semi_geo")
 _OURS = {"fisher": ("dense",), "fisher_semi": ("interleaved",)}
 for _name in FISHER_KINDS + SEMI_KINDS:
-    register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs_tables=True,
+    register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs="fisher",
                                  shown=_name in _SHOWN, ours_for=_OURS.get(_name, ())))

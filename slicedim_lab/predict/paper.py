@@ -30,4 +30,4 @@ def _paper(dense: DenseMetrics, dim: int, tables: Any = None) -> Prediction:
 
 
 register_predictor(Predictor("paper", _paper, "ln PPL = (D/d') ln PPL₀; acc = acc₀^(D/d') (our reading)",
-                             needs_tables=False, shown=True))
+                             shown=True))

@@ -52,18 +52,23 @@ PredictFn = Callable[[DenseMetrics, int, Any], "Prediction | None"]
 @dataclass(frozen=True)
 class Predictor:
     """A registered predictor. `fn(dense, dim, tables)` returns its `Prediction` at kept width `dim`, or None
-    where it has no answer (e.g. a width its tables were not built for). `needs_tables`: it reads the
-    Fisher tables (skipped when there are none). `shown`: drawn when a figure opens (others wait in the
-    legend). `ours_for`: the sweep bases for which it is the headline predictor. `interval`: its
-    predictions carry a 90% interval (`Prediction.ppl_lo/ppl_hi`)."""
+    where it has no answer (e.g. a width its tables were not built for). `needs`: the name of the dense
+    statistics it reads (`fn` gets that object as `tables`; the predictor is skipped when they were not
+    computed), None for a predictor of the dense metrics alone. `shown`: drawn when a figure opens (others
+    wait in the legend). `ours_for`: the sweep bases for which it is the headline predictor. `interval`:
+    its predictions carry a 90% interval (`Prediction.ppl_lo/ppl_hi`)."""
 
     name: str
     fn: PredictFn
     summary: str
-    needs_tables: bool = True
+    needs: str | None = None
     shown: bool = False
     ours_for: tuple[str, ...] = ()
     interval: bool = False
+
+    @property
+    def needs_tables(self) -> bool:
+        return self.needs is not None
 
 
 _REGISTRY: dict[str, Predictor] = {}

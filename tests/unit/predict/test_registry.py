@@ -21,7 +21,7 @@ def test_registered_order_and_headline() -> None:
     assert names[0] == "paper" and {"fisher", "fisher_semi"} <= set(names)
     assert R.ours("interleaved") == "fisher_semi" and R.ours("dense") == "fisher"
     assert set(R.shown_names()) <= set(names) and "paper" in R.shown_names()
-    assert R.get_predictor("paper").needs_tables is False
+    assert R.get_predictor("paper").needs is None and not R.get_predictor("paper").needs_tables
     with pytest.raises(UsageError, match="unknown predictor"):
         R.get_predictor("nope")
     with pytest.raises(ValueError):
@@ -34,7 +34,7 @@ def test_a_new_predictor_reaches_rows_and_columns(monkeypatch: pytest.MonkeyPatc
         return R.from_dloss(dense, 0.5 * (1 - dim / dense.hidden))
 
     monkeypatch.setattr(R, "_REGISTRY", dict(R._REGISTRY))  # registration undone after the test
-    R.register_predictor(R.Predictor("half", half, "a test predictor", needs_tables=False))
+    R.register_predictor(R.Predictor("half", half, "a test predictor"))
     row = predict_point(DENSE, 32)
     assert row[schema.pred("ppl", "half")] == pytest.approx(20.0 * math.exp(0.25))
     assert row[schema.dloss("half")] == pytest.approx(0.25)

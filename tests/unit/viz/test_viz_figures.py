@@ -115,8 +115,7 @@ def test_sites_figure_with_several_widths_names_each(tables) -> None:
 
 def test_a_newly_registered_predictor_reaches_every_figure(monkeypatch, dense, tables, rows) -> None:
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    toy = registry.Predictor("toy", lambda dm, d, t: registry.from_dloss(dm, 0.01 * (dm.hidden - d)), "a toy",
-                             needs_tables=False)
+    toy = registry.Predictor("toy", lambda dm, d, t: registry.from_dloss(dm, 0.01 * (dm.hidden - d)), "a toy")
     registry.register_predictor(toy)
     assert style.predictor_color("toy") == style.PREDICTOR_PALETTE[len(predictor_names()) - 1]
     assert style.visibility("toy") == "legendonly"
