@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from notebook_runs import HeadlessRuns
 
 ROOT = Path(__file__).resolve().parents[2]
 NB_DIR = ROOT / "notebooks"
@@ -121,17 +122,24 @@ def drive(url: str, token: str, notebooks: list[dict], timeout_s: int = NOTEBOOK
 
 
 def prepare(notebook: Path, folder: Path, **params: object) -> None:
-    """Copy `notebook` into `folder` with `params` injected (papermill's prepare-only mode, no execution)."""
+    """Copy `notebook` into `folder` with `params` injected (papermill's prepare-only mode, no execution),
+    unpaired: with jupytext installed, JupyterLab would otherwise write (and reload from) a paired .py."""
+    import nbformat
     import papermill
 
-    papermill.execute_notebook(str(notebook), str(folder / notebook.name), prepare_only=True,
-                               parameters=params, progress_bar=False)
+    copy = folder / notebook.name
+    papermill.execute_notebook(str(notebook), str(copy), prepare_only=True, parameters=params,
+                               progress_bar=False)
+    nb = nbformat.read(copy, as_version=4)
+    nb.metadata.pop("jupytext", None)
+    nbformat.write(nb, copy)
 
 
 @pytest.fixture(scope="module")
-def lab_runs(browser_ready: None, tmp_path_factory: pytest.TempPathFactory,
+def lab_runs(headless_runs: HeadlessRuns, browser_ready: None, tmp_path_factory: pytest.TempPathFactory,
              notebook_params: Callable[..., dict]) -> tuple[Path, dict[str, dict]]:
-    """All notebooks run in one JupyterLab and one chromium; (tmp dir, the driver's result per notebook)."""
+    """All notebooks run in one JupyterLab and one chromium; (tmp dir, the driver's result per notebook).
+    Requesting `headless_runs` first starts the selected papermill runs, which overlap these."""
     tmp = tmp_path_factory.mktemp("jupyterlab")
     lab = tmp / "lab"
     lab.mkdir()

@@ -1,19 +1,20 @@
 """Every notebook runs headless, top to bottom, on the embedded model with small sizes.
 
-Each runs through papermill with INTERACTIVE=False (it then drives its widgets from code: setting a slider's
-value or clicking a button fires the same callbacks a user's drag or click does), the first 2 decoder layers
-of SmolLM2 (`MAX_LAYERS`), and 2 windows × 64 tokens (`notebook_params`, conftest.py). Papermill fails the
-test on any cell error; the notebook's own record (`OUT_DIR/<name>.json`, written by `widgets.save_run`) must
-show at least one widget callback and at least one saved figure.
+Each runs through papermill (`python -m papermill`, `headless_runs` in conftest.py) with INTERACTIVE=False:
+it then drives its widgets from code (setting a slider's value or clicking a button fires the same callbacks
+a user's drag or click does), on the first 2 decoder layers of SmolLM2 (`MAX_LAYERS`) and 2 windows × 64
+tokens (`notebook_runs.SMALL`). Papermill fails the run on any cell error; the notebook's own record
+(`OUT_DIR/<name>.json`, written by `widgets.save_run`) must show at least one widget callback and at least
+one saved figure.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from notebook_runs import HeadlessRuns
 
 NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(p.stem for p in NB_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -22,14 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.smol]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_headless(name: str, tmp_path: Path, notebook_params: Callable[..., dict]) -> None:
-    import papermill
-
-    params = notebook_params(name, tmp_path, False)
-    papermill.execute_notebook(str(NB_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
-                               parameters=params, cwd=str(tmp_path), progress_bar=False,
-                               kernel_name="python3")
-    out = Path(params["OUT_DIR"])
+def test_notebook_runs_headless(name: str, headless_runs: HeadlessRuns) -> None:
+    out = headless_runs.result(name) / "out"
     record = json.loads((out / f"{name}.json").read_text())
     assert record["callbacks"] >= 1, record
     assert record["figures"], record

@@ -1,4 +1,4 @@
-// Open notebooks in a running JupyterLab with headless Debian chromium (one browser, one tab per notebook),
+// Open notebooks in a running JupyterLab with headless Debian chromium (one page, one notebook at a time),
 // run all cells, move one slider (or click one button) and check that a rendered plotly figure's data
 // changed. Used by tests/notebooks/test_notebooks_browser.py; run by hand:
 //   node tests/notebooks/browser/run_notebooks.js '{"url": "http://127.0.0.1:8888", "token": "...",
@@ -16,6 +16,7 @@ const fs = require("fs");
 const { chromium } = require(path.join(__dirname, "node_modules", "playwright-core"));
 
 const opts = JSON.parse(process.argv[2]);
+let currentNote = () => null; // the log of the notebook being driven
 
 // a digest of every plotly figure's traces inside `root` (typed arrays as plain arrays)
 function figureDigests(root) {
@@ -27,7 +28,7 @@ function figureDigests(root) {
   });
 }
 
-async function runOne(browser, nb) {
+async function runOne(page, nb) {
   const t0 = Date.now();
   const deadline = t0 + (opts.timeout_s || 300) * 1000;
   const left = () => Math.max(1000, deadline - Date.now());
@@ -35,23 +36,27 @@ async function runOne(browser, nb) {
   const note = (m) => log.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`);
   const result = { notebook: nb.notebook, ok: false, cells: 0, plots: 0, errors: [], changed: false,
                    value: null, answers: "", screenshots: [], log };
+  currentNote = note;
   fs.mkdirSync(nb.shots, { recursive: true });
-  const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  page.on("pageerror", (e) => note(`pageerror: ${e.message.slice(0, 200)}`));
   const shot = async (name) => {
     const file = path.join(nb.shots, `${name}.png`);
     await page.screenshot({ path: file });
     result.screenshots.push(file);
   };
+  let panel = null;
   try {
-    await page.goto(`${opts.url}/lab/tree/${nb.notebook}?token=${opts.token}`, { timeout: left() });
-    await page.waitForFunction(() => window.jupyterapp && document.querySelector(".jp-Notebook .jp-Cell"),
-      null, { timeout: left() });
-    await page.waitForFunction((name) => {
+    // open the notebook in this page; the previous one is closed, so it is the only one
+    const id = await page.evaluate(async (name) => {
+      const w = await window.jupyterapp.commands.execute("docmanager:open", { path: name });
+      window.jupyterapp.shell.activateById(w.id);
+      return w.id;
+    }, nb.notebook);
+    panel = page.locator(`[id="${id}"]`);
+    await page.waitForFunction((i) => {
       const w = window.jupyterapp.shell.currentWidget;
-      return w && w.context && w.context.path.endsWith(name) && w.sessionContext.session &&
+      return w && w.id === i && w.content.widgets.length > 0 && w.sessionContext.session &&
         w.sessionContext.session.kernel && w.sessionContext.session.kernel.connectionStatus === "connected";
-    }, nb.notebook, { timeout: left(), polling: 500 });
+    }, id, { timeout: left(), polling: 500 });
     note("kernel connected");
     await page.evaluate(`window.figureDigests = ${figureDigests}`);
     await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
@@ -59,7 +64,7 @@ async function runOne(browser, nb) {
     await page.waitForFunction(() => {
       const w = window.jupyterapp.shell.currentWidget;
       const cells = w.content.widgets.filter((c) => c.model.type === "code");
-      const busy = [...document.querySelectorAll(".jp-InputArea-prompt")].some((p) => p.textContent.includes("*"));
+      const busy = [...w.node.querySelectorAll(".jp-InputArea-prompt")].some((p) => p.textContent.includes("*"));
       return !busy && cells.length > 0 && cells.every((c) => c.model.executionCount !== null);
     }, null, { timeout: left(), polling: 500 });
     note("all cells ran");
@@ -75,15 +80,15 @@ async function runOne(browser, nb) {
       return [cells.length, errors];
     });
     // a rendered plotly figure: an svg with plotted data inside a .js-plotly-plot element
-    await page.waitForSelector(".js-plotly-plot .main-svg", { timeout: left() });
-    result.plots = await page.locator(".js-plotly-plot").count();
+    await panel.locator(".js-plotly-plot .main-svg").first().waitFor({ timeout: left() });
+    result.plots = await panel.locator(".js-plotly-plot").count();
 
     // the control, and the widget box around it that holds figures (its explorer)
     let control;
     if (nb.click) {
-      control = page.locator("button.jupyter-button", { hasText: nb.click }).first();
+      control = panel.locator("button.jupyter-button", { hasText: nb.click }).first();
     } else {
-      const sliders = page.locator(".widget-slider").filter({
+      const sliders = panel.locator(".widget-slider").filter({
         has: page.locator("label.widget-label", { hasText: new RegExp(`^${nb.slider}$`) }) });
       const n = await sliders.count();
       if (!n) throw new Error(`no slider "${nb.slider}"`);
@@ -127,10 +132,10 @@ async function runOne(browser, nb) {
     await shot("02_after");
     // click Generate (the callback runs in the kernel, the answers come back through the widget comm)
     if (nb.generate) {
-      const button = page.locator("button.jupyter-button", { hasText: "Generate" }).first();
+      const button = panel.locator("button.jupyter-button", { hasText: "Generate" }).first();
       await button.scrollIntoViewIfNeeded();
       await button.click();
-      const answers = page.locator(".widget-html table").first();
+      const answers = panel.locator(".widget-html table").first();
       await answers.waitFor({ timeout: left() });
       result.answers = (await answers.innerText()).slice(0, 500);
       await answers.scrollIntoViewIfNeeded();
@@ -142,9 +147,15 @@ async function runOne(browser, nb) {
     result.errors.push(`driver: ${e.message.split("\n")[0]}`);
     await shot("99_failure").catch(() => null);
   } finally {
-    // free the kernel (and its model) before the next notebook starts
-    await page.evaluate(() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()).catch(() => null);
-    await page.close();
+    // free the kernel (and its model), then close the notebook without saving
+    await page.evaluate(async (name) => {
+      for (const w of [...window.jupyterapp.shell.widgets("main")]) {
+        if (!w.context || !w.context.path.endsWith(name)) continue;
+        await w.sessionContext.shutdown();
+        w.context.model.dirty = false;
+        w.dispose();
+      }
+    }, nb.notebook).catch((e) => note(`closing: ${e.message.split("\n")[0]}`));
   }
   return result;
 }
@@ -160,7 +171,13 @@ async function main() {
   });
   const results = [];
   try {
-    for (const nb of opts.notebooks) results.push(await runOne(browser, nb));
+    const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
+    page.on("pageerror", (e) => currentNote(`pageerror: ${e.message.slice(0, 200)}`));
+    // a fresh workspace (`reset`): no notebook reopened from an earlier session
+    await page.goto(`${opts.url}/lab?reset&token=${opts.token}`, { timeout: (opts.timeout_s || 300) * 1000 });
+    await page.waitForFunction(() => window.jupyterapp && window.jupyterapp.commands.hasCommand("docmanager:open"),
+      null, { timeout: (opts.timeout_s || 300) * 1000 });
+    for (const nb of opts.notebooks) results.push(await runOne(page, nb));
   } finally {
     await browser.close();
   }

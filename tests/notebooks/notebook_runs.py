@@ -1,0 +1,82 @@
+"""What the notebooks tier shares (imported by conftest.py and the tests): the small sizes every notebook
+runs with here — the first 2 decoder layers of the embedded model, 2 windows × 64 tokens — and the headless
+papermill runs, one at a time in a background thread so they can overlap the browser test's runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+HEADLESS_TEST = "test_notebook_runs_headless"
+HEADLESS_TIMEOUT_S = 600
+
+SMALL = dict(DEVICE="cpu", MAX_LAYERS=2, BATCH_SIZE=2, CAL_WINDOWS=2, CAL_SEQLEN=64, EVAL_WINDOWS=2,
+             EVAL_SEQLEN=64)
+EXTRA = {
+    "00_quickstart": dict(MAX_NEW_TOKENS=6),
+    "01_activation_flow": dict(LAYER=1, NODES=1, COMPARE_INTERLEAVED=False),
+    "02_linear_maps": dict(LAYER=1),
+    "03_dimension_sweep": dict(GRAD_WINDOWS=2, MC_ITEMS=4, MEASURE_DIMS=[432, 288], SEMI_DIMS=[432]),
+    "04_theory": dict(GRAD_WINDOWS=2),
+}
+
+
+def small_params(name: str, work: Path, interactive: bool) -> dict:
+    """Papermill parameters of a quick run of notebook `name`, writing under `work`."""
+    params = {**SMALL, **EXTRA[name], "INTERACTIVE": interactive, "OUT_DIR": str(work / "out")}
+    if name == "03_dimension_sweep":
+        params["SWEEP_DIR"] = str(work / "sweep")
+    return params
+
+
+class HeadlessRuns:
+    """Papermill runs (INTERACTIVE=False) of notebooks, one at a time in a background thread, each in a
+    `python -m papermill` process; `result(name)` waits for one and returns its folder (`out/`, the executed
+    notebook, `sweep/`)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papermill")
+        self._runs: dict[str, Future[Path]] = {}
+        self._procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+
+    def start(self, names: list[str]) -> None:
+        for name in names:
+            if name not in self._runs:
+                self._runs[name] = self._pool.submit(self._run, name)
+
+    def result(self, name: str) -> Path:
+        self.start([name])
+        return self._runs[name].result()
+
+    def _run(self, name: str) -> Path:
+        work = self.tmp / name
+        work.mkdir()
+        cmd = [sys.executable, "-m", "papermill", str(NB_DIR / f"{name}.ipynb"), str(work / f"{name}.ipynb"),
+               "-y", json.dumps(small_params(name, work, False)), "--cwd", str(work), "-k", "python3",
+               "--no-progress-bar"]
+        with self._lock:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self._procs.append(proc)
+        try:
+            log, _ = proc.communicate(timeout=HEADLESS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            log, _ = proc.communicate()
+        (work / "papermill.log").write_text(log)
+        if proc.returncode != 0:
+            raise RuntimeError(f"papermill failed on {name} (exit {proc.returncode}):\n{log[-4000:]}")
+        return work
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.terminate()
