@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup for tests/test_browser.py: Debian chromium + playwright-core (npm) next to this script.
+# Idempotent setup for tests/notebooks/test_notebooks_browser.py: Debian chromium, and playwright-core (npm)
+# next to this script.
 # Browser downloads (`playwright install`) do not work offline; playwright-core drives the Debian binary.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
