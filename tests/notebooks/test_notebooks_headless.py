@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 from notebook_runs import HeadlessRuns
 
@@ -24,7 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.smol]
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_headless(name: str, headless_runs: HeadlessRuns) -> None:
-    out = headless_runs.result(name) / "out"
+    work = headless_runs.result(name)
+    out = work / "out"
     record = json.loads((out / f"{name}.json").read_text())
     assert record["callbacks"] >= 1, record
     assert record["figures"], record
@@ -32,6 +34,11 @@ def test_notebook_runs_headless(name: str, headless_runs: HeadlessRuns) -> None:
         html = (out / fig).read_text()
         assert "plotly" in html and len(html) > 1000, fig
     assert (out / "plotly.min.js").stat().st_size > 1_000_000  # the saved figures open offline
+    if name == "04_theory":  # the Fisher gradients come from calibration windows the PCA did not see
+        executed = nbformat.read(work / f"{name}.ipynb", as_version=4)
+        code = [c for c in executed.cells if c.cell_type == "code"]
+        printed = "".join(o.get("text", "") for c in code for o in c.outputs)
+        assert "held-out gradient (2, 64)" in printed
     if name == "03_dimension_sweep":
         dims = sorted(int(r["dim"]) for r in record["rows"])
         assert dims == [288, 432], dims
