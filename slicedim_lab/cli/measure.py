@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.sites import is_parallel, model_sites
 from ..core.size import macs_per_token, param_breakdown
 from ..core.slicing import save_sliced, slice_model
 from ..core.widths import dim_for_sparsity, load_schedule, site_dims
@@ -68,7 +69,8 @@ def add_slice_parser(sub: argparse._SubParsersAction) -> None:
     width = p.add_mutually_exclusive_group(required=True)
     width.add_argument("--sparsity", type=float, help="s in [0, 1): d' = int((1-s) D) rounded down")
     width.add_argument("--dim", type=int, help="kept width d' at every site")
-    width.add_argument("--schedule", help="per-site widths (2L+1): JSON file or comma-separated list")
+    width.add_argument("--schedule", help="per-site widths (2L+1; L+1 for parallel layers): JSON file or "
+                       "comma-separated list")
     p.add_argument("--round-interval", type=int, default=8, help="round d' down to a multiple (default 8)")
     p.add_argument("--slice-head", action="store_true", help="slice the last site too (the head's input)")
     p.add_argument("--untie-head", action="store_true", help="untie a tied embedding/head (as the reference)")
@@ -104,7 +106,8 @@ def cmd_slice(args: argparse.Namespace) -> int:
     lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
     cfg = lm.model.config
     dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=args.sparsity, dim=args.dim,
-                     schedule=schedule, round_interval=args.round_interval, slice_head=args.slice_head)
+                     schedule=schedule, round_interval=args.round_interval, slice_head=args.slice_head,
+                     parallel=is_parallel(model_sites(lm.model)))
     cal = windows(lm.tokenizer, cal_text, args.cal_seqlen, args.cal_samples)
     if cal.shape[0] < args.cal_samples:
         raise UsageError(f"the calibration split has {cal.shape[0]} windows of {args.cal_seqlen} tokens, "

@@ -17,16 +17,21 @@ def count_params(model: nn.Module) -> int:
 
 
 def param_breakdown(model: nn.Module) -> dict[str, int]:
-    """Parameters split into embeddings/head, decoder blocks, shortcut and basis maps, and other."""
+    """Parameters split by location: token embeddings + head, learned `positions` (GPT-2, OPT), decoder
+    blocks, shortcut and basis maps, and other (the final norm); `total` is their sum. `biases` counts the
+    bias vectors among them (the linear maps', the norms' and those folded LayerNorm biases add)."""
     a = adapter_for(model) if type(model).__name__ != "SlicedForCausalLM" else None
     lay = model.config.slicing["layout"] if a is None else a.layout()
     seen: set[int] = set()
-    out = {"embeddings_head": 0, "blocks": 0, "shortcuts": 0, "other": 0}
+    out = {"embeddings_head": 0, "positions": 0, "blocks": 0, "shortcuts": 0, "other": 0}
+    biases = 0
     for name, p in model.named_parameters(remove_duplicate=False):
         if id(p) in seen:
             continue
         seen.add(id(p))
-        if name.startswith((lay["embed"] + ".", lay["lm_head"] + ".")):
+        if lay.get("pos_embed") and name.startswith(lay["pos_embed"] + "."):
+            key = "positions"
+        elif name.startswith((lay["embed"] + ".", lay["lm_head"] + ".")):
             key = "embeddings_head"
         elif any(k in name for k in ("shortcut", "input_map", "output_map")):
             key = "shortcuts"
@@ -35,7 +40,9 @@ def param_breakdown(model: nn.Module) -> dict[str, int]:
         else:
             key = "other"
         out[key] += p.numel()
+        biases += p.numel() if name.rpartition(".")[2] == "bias" else 0
     out["total"] = sum(out.values())
+    out["biases"] = biases
     return out
 
 

@@ -17,9 +17,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..core.bridge import bridge_sites
 from ..core.emulate import emulation_hooks, injection_hooks
 from ..core.nll import next_token_ce
 from ..core.replay import Basis
+from ..core.sites import Site
 from .lens import wide
 from .tables import COLUMNS, site_row
 
@@ -70,7 +72,7 @@ def attribute_batch(
         nodes += [(a, w, "integrated") for a, w in gauss_legendre(steps)]
     for alpha, weight, key in nodes:
         eps = [(alpha * e).detach().requires_grad_(True) for e in writes]
-        with torch.enable_grad(), bridge.hooks(fwd_hooks=injection_hooks(eps)):
+        with torch.enable_grad(), bridge.hooks(fwd_hooks=injection_hooks(eps, bridge_sites(bridge))):
             logits = bridge(ids)
             z_logit, z_loss = logit_loss_sums(logits, ids)
             g_logit = torch.autograd.grad(z_logit, eps, retain_graph=True)
@@ -106,13 +108,17 @@ def decomposition_summary(attr: dict, z_sliced: dict, tokens: int) -> dict[str, 
     return summary
 
 
-def attribution_rows(acc: dict, tokens: int, n_sites: int, basis: str, dim: int | None) -> list[dict]:
-    """Tidy rows attr_{logit,loss}_{first,integrated,direct} per site: the per-token mean attributions."""
+def attribution_rows(
+    acc: dict, tokens: int, n_sites: int, basis: str, dim: int | None, sites: Sequence[Site] | None = None
+) -> list[dict]:
+    """Tidy rows attr_{logit,loss}_{first,integrated,direct} per site: the per-token mean attributions
+    (`sites`: the model's site list for the row labels; None: sequential layers)."""
     rows = []
     for z in TARGETS:
         for k in ATTR_KINDS:
             for s in range(n_sites):
-                rows.append({"basis": basis, "dim": dim, **site_row(s), "map": "", "role": "",
+                where = site_row(s if sites is None else sites[s])
+                rows.append({"basis": basis, "dim": dim, **where, "map": "", "role": "",
                              "metric": f"attr_{z}_{k}", "value": float(acc[f"{k}_{z}"][s]) / tokens})
     return rows
 
@@ -135,12 +141,12 @@ def prediction_decomposition(
     tokens = 0
     for b in torch.split(ids, batch_size):
         writes: dict[int, Tensor] = {}
-        with torch.no_grad(), bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
+        with torch.no_grad(), bridge.hooks(fwd_hooks=emulation_hooks(bases, writes, bridge_sites(bridge))):
             logits = bridge(b)
         zl, zs = logit_loss_sums(logits, b)
         z_sliced["logit"] += float(zl)
         z_sliced["loss"] += float(zs)
         acc = add_attributions(acc, attribute_batch(bridge, b, [writes[s] for s in range(S)], steps))
         tokens += b.shape[0] * (b.shape[1] - 1)
-    rows = attribution_rows(acc, tokens, S, basis, dim)
+    rows = attribution_rows(acc, tokens, S, basis, dim, bridge_sites(bridge))
     return pd.DataFrame(rows, columns=COLUMNS), decomposition_summary(acc, z_sliced, tokens)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..adapters import adapter_for
 from ..core.replay import Basis
-from ..core.sites import layer_of_map, layer_sites, model_sites
+from ..core.sites import Site, is_parallel, layer_of_map, layers_of, model_sites
 from .tables import site_row
 
 
@@ -28,25 +28,38 @@ def linear_maps(model: nn.Module) -> list[dict]:
     """Every linear map that reads or writes the residual stream, from the architecture adapter: `map` (its
     module path inside a decoder layer, or the root path of embed / lm_head), `role`, `site`, `layer` (the
     decoder layer the map belongs to, `core.sites.layer_of_map`: −1 for the embedding, L for the LM head),
-    the `module` and the norm `scale` a reader's input carries (folded in by `map_weight`, as in the sliced
-    model)."""
+    the `module`, the norm `scale` a reader's input carries (norm_offset + weight, folded in by `map_weight`,
+    as in the sliced model) and `transposed` (the weight is stored in x out, GPT-2's Conv1D). A parallel
+    layer's MLP readers read the layer's input site; a learned position embedding writes site 0 too."""
     adapter = adapter_for(model)
     get = model.get_submodule
-    last = model_sites(model)[-1].index  # the LM head reads the last site
+    sites = model_sites(model)
+    par, last = is_parallel(sites), sites[-1].index  # the LM head reads the last site
 
-    def entry(path: str, role: str, site: int, module: nn.Module, scale: Tensor | None) -> dict:
-        return {"map": path, "role": role, "site": site, "layer": layer_of_map(role, site), "module": module,
-                "scale": scale}
+    def scale_of(norm: nn.Module) -> Tensor:
+        w = norm.weight
+        return w + adapter.norm_offset if adapter.norm_offset else w
 
+    def entry(path: str, role: str, site: int, module: nn.Module, scale: Tensor | None,
+              transposed: bool = False) -> dict:
+        return {"map": path, "role": role, "site": site, "layer": layer_of_map(role, site, par),
+                "module": module, "scale": scale, "transposed": transposed}
+
+    tr = adapter.transposed
     maps = [entry(adapter.embed, "writer", 0, get(adapter.embed), None)]
-    for layer, ls in zip(get(adapter.layers), layer_sites(model.config.num_hidden_layers)):
-        attn_scale = layer.get_submodule(adapter.attn_norm).weight
-        mlp_scale = layer.get_submodule(adapter.mlp_norm).weight
-        maps += [entry(p, "reader", ls.inp, layer.get_submodule(p), attn_scale) for p in adapter.attn_in]
-        maps.append(entry(adapter.attn_out, "writer", ls.mid, layer.get_submodule(adapter.attn_out), None))
-        maps += [entry(p, "reader", ls.mid, layer.get_submodule(p), mlp_scale) for p in adapter.mlp_in]
-        maps.append(entry(adapter.mlp_out, "writer", ls.out, layer.get_submodule(adapter.mlp_out), None))
-    maps.append(entry(adapter.lm_head, "reader", last, get(adapter.lm_head), get(adapter.final_norm).weight))
+    if adapter.pos_embed:
+        maps.append(entry(adapter.pos_embed, "writer", 0, get(adapter.pos_embed), None))
+    for layer, ls in zip(get(adapter.layers), layers_of(sites)):
+        attn_scale = scale_of(layer.get_submodule(adapter.attn_norm))
+        mlp_scale = scale_of(layer.get_submodule(adapter.mlp_norm))
+        maps += [entry(p, "reader", ls.inp, layer.get_submodule(p), attn_scale, tr) for p in adapter.attn_in]
+        attn_out, mlp_out = layer.get_submodule(adapter.attn_out), layer.get_submodule(adapter.mlp_out)
+        maps.append(entry(adapter.attn_out, "writer", ls.own[0], attn_out, None, tr))
+        maps += [entry(p, "reader", ls.mlp_inp, layer.get_submodule(p), mlp_scale, tr)
+                 for p in adapter.mlp_in]
+        maps.append(entry(adapter.mlp_out, "writer", ls.out, mlp_out, None, tr))
+    head_scale = scale_of(get(adapter.final_norm))
+    maps.append(entry(adapter.lm_head, "reader", last, get(adapter.lm_head), head_scale))
     return maps
 
 
@@ -56,6 +69,7 @@ def map_weight(m: dict) -> Float[Tensor, "out inp"]:
     w = m["module"].weight.detach().double()
     if isinstance(m["module"], nn.Embedding):
         return w.T
+    w = w.T if m.get("transposed") else w
     return w if m["scale"] is None else w * m["scale"].double()[None, :]
 
 
@@ -65,9 +79,11 @@ def gram_singular_values(gram: Float[Tensor, "k k"], rank: int) -> Float[Tensor,
     return torch.linalg.eigvalsh(gram).flip(0)[:rank].clamp_min(0).sqrt()
 
 
-def rms_normalise(x: Float[Tensor, "*b d"], eps: float) -> Float[Tensor, "*b d"]:
-    """Weightless RMS normalisation over the full width D (what the sliced model's norms compute), float64."""
+def rms_normalise(x: Float[Tensor, "*b d"], eps: float, centred: bool = False) -> Float[Tensor, "*b d"]:
+    """Weightless RMS normalisation over the full width D (what the sliced model's norms compute), float64;
+    `centred`: of the mean-free residual (a LayerNorm model's, as the sliced model holds it)."""
     xf = x.double()
+    xf = xf - xf.mean(-1, keepdim=True) if centred else xf
     return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
 
 
@@ -76,8 +92,11 @@ class MapDecomposition:
     for float32 models, float64 sums). Keeps, per map, its dense output energy and its D-side Gram (built on
     the first `svd=True`), so a later d' costs only the projected terms."""
 
-    def __init__(self, maps: list[dict], d_model: int, eps: float, work_dtype: torch.dtype):
+    def __init__(self, maps: list[dict], d_model: int, eps: float, work_dtype: torch.dtype,
+                 centred: bool = False, sites: Sequence[Site] | None = None):
         self.maps, self.D, self.eps, self.work_dtype = maps, d_model, eps, work_dtype
+        self.centred = centred  # LayerNorm models: readers see the mean-free residual
+        self.sites = sites  # the model's site list (labels of the rows); None: sequential layers
         self.gram: dict[int, tuple[Tensor, int]] = {}
         self.energy: dict[int, float] = {}
 
@@ -108,7 +127,7 @@ class MapDecomposition:
             if d == self.D:
                 stats.update({k: (1.0, 0.0) for k in readers})
                 continue
-            n = rms_normalise(sites[s].reshape(-1, self.D), self.eps).to(self.work_dtype)
+            n = rms_normalise(sites[s].reshape(-1, self.D), self.eps, self.centred).to(self.work_dtype)
             pn = (n @ B) @ B.T
             for k in readers:
                 W = map_weight(self.maps[k]).to(self.work_dtype)
@@ -149,7 +168,8 @@ class MapDecomposition:
         sv_rows: list[dict] = []
         for k, m in enumerate(self.maps):
             s = m["site"]
-            base = {"basis": basis, "dim": dim, **site_row(s), "map": m["map"], "role": m["role"]}
+            where = site_row(s if self.sites is None else self.sites[s])
+            base = {"basis": basis, "dim": dim, **where, "map": m["map"], "role": m["role"]}
             rows += [{**base, "metric": "act_kept", "value": stats[k][0]},
                      {**base, "metric": "act_dropped", "value": stats[k][1]}]
             if not svd:

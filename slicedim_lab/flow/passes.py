@@ -118,7 +118,7 @@ def sliced_pass(
         sl = slice(start, start + b.shape[0])
         start += b.shape[0]
         writes: dict[int, Tensor] = {}
-        with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes)):
+        with bridge.hooks(fwd_hooks=emulation_hooks(bases, writes, sites)):
             logits, cache = bridge.run_with_cache(b, names_filter=hooks)
         for site in sites:
             s = site.index

@@ -36,7 +36,7 @@ from ..core.bridge import boot_bridge
 from ..core.emulate import BASIS_KINDS
 from ..core.pca import SitePCA
 from ..core.replay import Basis, dense_bases, dense_pcas
-from ..core.sites import lens_sites, model_sites
+from ..core.sites import is_parallel, lens_sites, model_sites
 from ..core.slicing import slice_model
 from ..core.widths import site_dims
 from ..errors import UsageError
@@ -114,9 +114,12 @@ class FlowSession:
         self.seconds["boot"] = time.perf_counter() - t
         self._pcas = list(pcas) if pcas is not None else None
         self.head = Head(model)
-        self.lens_sites = sorted({*lens_sites(self.L, lens), self.last})  # the final site gives the KL
+        self.parallel = is_parallel(self.sites)
+        # the final site gives the KL
+        self.lens_sites = sorted({*lens_sites(self.L, lens, self.parallel), self.last})
         self.maps = linear_maps(model)
-        self._map_decomposition = MapDecomposition(self.maps, self.D, self.eps, self.work_dtype)
+        self._map_decomposition = MapDecomposition(self.maps, self.D, self.eps, self.work_dtype,
+                                                   self.adapter.centred, self.sites)
         self._interleaved: dict[tuple, tuple[list[Basis], list[SitePCA | None]]] = {}
         t = time.perf_counter()
         self.dense = dense_pass(self.bridge, self.head, eval_ids, self.sites, self.lens_sites,
@@ -135,7 +138,7 @@ class FlowSession:
         return self._pcas
 
     def dims(self, dim: int, slice_head: bool = False) -> list[int]:
-        return site_dims(self.L, self.D, dim=dim, slice_head=slice_head)
+        return site_dims(self.L, self.D, dim=dim, slice_head=slice_head, parallel=self.parallel)
 
     def bases(self, dim: int, basis: str = "dense", slice_head: bool = False) -> tuple[list[Basis], list]:
         """(bases, the PCAs they came from) at kept width d' (the head's site stays full unless
@@ -189,7 +192,7 @@ class FlowSession:
             "kl": acc["kl"][self.last] / npred, "tokens": npred,
         }
         if attribution is not None:
-            rows += attribution_rows(acc["attr"], npred, self.S, basis, dim)
+            rows += attribution_rows(acc["attr"], npred, self.S, basis, dim, self.sites)
             dec = decomposition_summary(acc["attr"], acc["z_sliced"], npred)
             summary.update({f"attr_{k}": v for k, v in dec.items() if k != "tokens"})
             seconds["attribution"] = acc["attr_seconds"]
@@ -211,7 +214,7 @@ class FlowSession:
         rows: list[dict] = []
 
         def put(site: int, metric: str, value: float) -> None:
-            rows.append({"basis": basis, "dim": dim, **site_row(site), "map": "", "role": "",
+            rows.append({"basis": basis, "dim": dim, **site_row(self.sites[site]), "map": "", "role": "",
                          "metric": metric, "value": float(value)})
 
         for s in range(self.S):
@@ -254,7 +257,7 @@ class FlowSession:
     def spectrum(self, basis: str = "dense", dim: int | None = None) -> pd.DataFrame:
         """Eigen-spectra of the dense PCA, or of the interleaved calibration at `dim`."""
         if basis == "dense":
-            return spectrum_table(self.pcas, "dense")
+            return spectrum_table(self.pcas, "dense", self.sites)
         if dim is None:
             raise UsageError("the interleaved spectrum depends on d': give dim")
-        return spectrum_table(self.bases(dim, "interleaved")[1], "interleaved")
+        return spectrum_table(self.bases(dim, "interleaved")[1], "interleaved", self.sites)

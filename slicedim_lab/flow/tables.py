@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..core.pca import SitePCA
-from ..core.sites import site_at
+from ..core.sites import Site, site_at
 
 COLUMNS = ["basis", "dim", "site", "hook", "layer", "kind", "map", "role", "metric", "value"]
 
 
-def site_row(site: int) -> dict:
-    """The site columns of a table row (`core.sites.Site.row`)."""
-    return site_at(site).row()
+def site_row(site: int | Site) -> dict:
+    """The site columns of a table row (`core.sites.Site.row`; an int: the site of sequential layers)."""
+    return site.row() if isinstance(site, Site) else site_at(site).row()
 
 
 def retained_at(p: SitePCA | None, d: int) -> float:
@@ -25,7 +25,9 @@ def retained_at(p: SitePCA | None, d: int) -> float:
     return float(p.retained_energy()[d - 1])
 
 
-def spectrum_table(pcas: Sequence[SitePCA | None], basis: str = "dense") -> pd.DataFrame:
+def spectrum_table(
+    pcas: Sequence[SitePCA | None], basis: str = "dense", sites: Sequence[Site] | None = None
+) -> pd.DataFrame:
     """Eigen-spectrum of every site's second moment: one row per site x eigenvalue index (1-based), with the
     eigenvalue, its share of the trace and the cumulative retained energy at that width."""
     rows = []
@@ -35,7 +37,7 @@ def spectrum_table(pcas: Sequence[SitePCA | None], basis: str = "dense") -> pd.D
         lam = p.eigvals.clamp_min(0).double()
         share = lam / lam.sum()
         cum = share.cumsum(0)
-        base = {"basis": basis, **site_row(s)}
+        base = {"basis": basis, **site_row(s if sites is None else sites[s])}
         rows += [{**base, "index": i + 1, "eigval": float(lam[i]), "share": float(share[i]),
                   "retained": float(cum[i])} for i in range(lam.shape[0])]
     return pd.DataFrame(rows)

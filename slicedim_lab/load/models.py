@@ -249,7 +249,7 @@ _TINY_EXTRA: dict[str, dict[str, Any]] = {
 for _arch in ("gpt_neox", "gpt_neox_seq"):  # no GQA in these families (TransformerLens reads the field)
     _TINY_EXTRA[_arch]["num_key_value_heads"] = 4
 # the one list of architectures every test runs over (a family joins once it passes every test)
-TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3")
+TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq")
 
 
 def tiny_model(
