@@ -57,20 +57,27 @@ class Adapter:
     attn: str = "self_attn"
     attn_out: str = "self_attn.o_proj"
     mlp_norm: str = "post_attention_layernorm"
-    mlp: str = "mlp"
+    mlp: str | tuple[str, ...] = "mlp"  # the MLP module, or the layer's modules it applies in order (OPT)
     mlp_out: str = "mlp.down_proj"
-    norm_eps: str = "rms_norm_eps"  # config attribute holding the norm epsilon
+    norm_eps: str | float = "rms_norm_eps"  # config attribute holding the norm epsilon (or the value)
     norm: str = "rms"  # "rms" | "layer" (see the module docstring)
     norm_offset: float = 0.0  # the norm multiplies by (norm_offset + weight): Gemma's (1 + w) is 1.0
     parallel: bool | str = False  # parallel layers; a str names the config attribute that says so
     pos_embed: str | None = None  # learned position embedding (a second writer of site 0), from the root
     transposed: bool = False  # linear maps store their weight as in x out (GPT-2's Conv1D)
+    # the base model reshapes its output to its embeddings' width (GPT-2's `view(output_shape)`): the sliced
+    # model keeps the lookup's and the final norm's outputs D wide, as it does for a tied head
+    full_width_io: bool = False
     requires: tuple[Requirement, ...] = ()
 
     @property
     def centred(self) -> bool:
         """Whether slicing must make the residual stream mean-free (LayerNorm)."""
         return self.norm == "layer"
+
+    def eps(self, config: Any) -> float:
+        """The norm epsilon of a model with this config."""
+        return float(getattr(config, self.norm_eps) if isinstance(self.norm_eps, str) else self.norm_eps)
 
     def resolve(self, config: Any, arch: str) -> Adapter:
         """This description for one model's config: requirements checked, `parallel` made a bool."""

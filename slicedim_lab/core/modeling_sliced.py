@@ -17,9 +17,18 @@ Which modules are readers and writers is stored as plain data in `config.slicing
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
-from transformers import AutoConfig, AutoModel, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import (
+    CONFIG_MAPPING,
+    AutoConfig,
+    AutoModel,
+    GenerationMixin,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 
@@ -32,6 +41,11 @@ class SlicedConfig(PretrainedConfig):
         super().__init__(**kwargs)
         self.base_model_type = base_model_type
         self.slicing = slicing or {}
+        # the base config's standard aliases (GPT-2: num_hidden_layers -> n_layer), which generation reads
+        base_cls = CONFIG_MAPPING[base_model_type] if base_model_type in CONFIG_MAPPING else None
+        for alias, name in getattr(base_cls, "attribute_map", {}).items():
+            if alias not in self.__dict__ and name in self.__dict__:
+                setattr(self, alias, getattr(self, name))
 
     def base_config(self) -> PretrainedConfig:
         fields = {
@@ -78,9 +92,16 @@ class SlicedDecoderLayer(nn.Module):
     def __init__(self, layer: nn.Module, layout: dict, shapes: tuple, input_dim: int | None):
         super().__init__()
         self.names = {k: layout[k] for k in ("attn_norm", "attn", "mlp_norm", "mlp")}
-        for name in self.names.values():
+        # an MLP given as a list of the layer's modules applied in order (OPT: fc1, activation, fc2)
+        self.mlp_parts = None if isinstance(layout["mlp"], str) else list(layout["mlp"])
+        for name in (self.names["attn_norm"], self.names["attn"], self.names["mlp_norm"],
+                     *(self.mlp_parts or [self.names["mlp"]])):
             setattr(self, name, getattr(layer, name))
         d_in, d_mid, d_out = shapes
+        # what the model passes by position after the hidden states (GPT-2: cache, mask), by name
+        params = list(inspect.signature(layer.forward).parameters.values())[1:]
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.arg_names = [p.name for p in params if p.kind in kinds]
         self.input_map = nn.Linear(input_dim, d_in, bias=False) if input_dim else None
         self.parallel = d_mid is None
         self.attn_shortcut = nn.Linear(d_in, d_out if self.parallel else d_mid, bias=False)
@@ -91,9 +112,15 @@ class SlicedDecoderLayer(nn.Module):
         return getattr(self, self.names["attn"])(hidden_states=h, **kwargs)[0]
 
     def mlp_delta(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self, self.names["mlp"])(getattr(self, self.names["mlp_norm"])(x))
+        h = getattr(self, self.names["mlp_norm"])(x)
+        if self.mlp_parts is None:
+            return getattr(self, self.names["mlp"])(h)
+        for name in self.mlp_parts:
+            h = getattr(self, name)(h)
+        return h
 
-    def forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        kwargs.update(zip(self.arg_names, args))
         x = hidden_states if self.input_map is None else self.input_map(hidden_states)
         if self.parallel:
             return self.attn_shortcut(x) + self.attn_delta(x, **kwargs) + self.mlp_delta(x)
@@ -137,9 +164,10 @@ def _resize_table(embed: nn.Module, dim: int) -> None:
 def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> None:
     """Turn a dense causal LM (any weights) into the sliced skeleton that `slicing` describes, in place."""
     lay, dims, tied = slicing["layout"], slicing["site_dims"], slicing["tied"]
+    keep_io = slicing.get("keep_io", tied)  # the lookup and the final norm's output stay D wide
     tr = bool(lay.get("transposed", False))
     centred = lay.get("norm", "rms") == "layer"  # LayerNorm folded: readers carry the norm's bias
-    if not tied:
+    if not keep_io:
         _resize_table(model.get_submodule(lay["embed"]), dims[0])
         if lay.get("pos_embed"):
             _resize_table(model.get_submodule(lay["pos_embed"]), dims[0])
@@ -165,9 +193,9 @@ def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> 
                     _resized(layer.get_submodule(lay["mlp_out"]), d_out=d_out, transposed=tr))
         _set_module(layer, lay["attn_norm"], DimRMSNorm(full_dim, eps))
         _set_module(layer, lay["mlp_norm"], DimRMSNorm(full_dim, eps))
-        input_dim = full_dim if (tied and i == 0) else None
+        input_dim = full_dim if (keep_io and i == 0) else None
         layers[i] = SlicedDecoderLayer(layer, lay, (d_in, d_mid, d_out), input_dim)
-    final = MapBackNorm(full_dim, eps, dims[-1], bias=centred) if tied else DimRMSNorm(full_dim, eps)
+    final = MapBackNorm(full_dim, eps, dims[-1], bias=centred) if keep_io else DimRMSNorm(full_dim, eps)
     _set_module(model, lay["final_norm"], final)
 
 
@@ -192,7 +220,8 @@ class SlicedForCausalLM(PreTrainedModel, GenerationMixin):
         setattr(self, self.head_name, nn.Linear(base.hidden_size, base.vocab_size,
                                                 bias=bool(config.slicing.get("head_bias"))))
         self._tied_weights_keys = {f"{self.head_name}.weight": f"{lay['embed']}.weight"}
-        shape_sliced(self, config.slicing, base.hidden_size, getattr(base, lay["norm_eps"]))
+        eps = lay["norm_eps"] if isinstance(lay["norm_eps"], (int, float)) else getattr(base, lay["norm_eps"])
+        shape_sliced(self, config.slicing, base.hidden_size, float(eps))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:

@@ -8,6 +8,7 @@ same projections as TransformerLens hooks.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
@@ -34,13 +35,15 @@ def layer0_inputs(
     model: nn.Module, adapter: Adapter, input_ids: Int[Tensor, "batch pos"]
 ) -> tuple[Float[Tensor, "batch pos d_model"], dict]:
     """Run the model up to its first decoder layer: the embeddings and the keyword arguments every layer gets
-    (rotary position embeddings, causal mask, ...), so layers can be replayed one at a time."""
+    (rotary position embeddings, causal mask, ...), so layers can be replayed one at a time. Arguments the
+    model passes by position (GPT-2: cache, mask) are named after the layer's own signature."""
     first = model.get_submodule(adapter.layers)[0]
     caught: dict = {}
 
     def grab(module, args, kwargs):
         caught["hidden"] = args[0] if args else kwargs.pop("hidden_states")
-        caught["kwargs"] = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+        named = dict(zip(positional_names(module), args[1:]))
+        caught["kwargs"] = {**named, **{k: v for k, v in kwargs.items() if k != "hidden_states"}}
         raise _Caught
 
     handle = first.register_forward_pre_hook(grab, with_kwargs=True)
@@ -51,6 +54,13 @@ def layer0_inputs(
     finally:
         handle.remove()
     return caught["hidden"], caught["kwargs"]
+
+
+def positional_names(layer: nn.Module) -> list[str]:
+    """The names of a decoder layer's positional parameters after the hidden states (from its signature)."""
+    params = list(inspect.signature(layer.forward).parameters.values())[1:]
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in kinds]
 
 
 class Projector:
@@ -82,6 +92,20 @@ class Projector:
 SiteFn = Callable[[int, Tensor], Tensor]
 
 
+def _mlp(layer: nn.Module, spec: str | tuple[str, ...]) -> Callable[[Tensor], Tensor]:
+    """A layer's MLP: its module, or (a tuple of paths) the layer's modules applied in order."""
+    if isinstance(spec, str):
+        return layer.get_submodule(spec)
+    parts = [layer.get_submodule(p) for p in spec]
+
+    def run(h: Tensor) -> Tensor:
+        for part in parts:
+            h = part(h)
+        return h
+
+    return run
+
+
 def run_sites(
     model: nn.Module,
     input_ids: Int[Tensor, "batch pos"],
@@ -107,7 +131,7 @@ def run_sites(
         layers = model.get_submodule(adapter.layers)
         for layer, ls in zip(layers, layers_of(sites_for(adapter, model.config.num_hidden_layers))):
             attn, attn_norm = layer.get_submodule(adapter.attn), layer.get_submodule(adapter.attn_norm)
-            mlp, mlp_norm = layer.get_submodule(adapter.mlp), layer.get_submodule(adapter.mlp_norm)
+            mlp, mlp_norm = _mlp(layer, adapter.mlp), layer.get_submodule(adapter.mlp_norm)
             if ls.parallel:
                 x = step(ls.out, free(x + attn(hidden_states=attn_norm(x), **kw)[0] + mlp(mlp_norm(x))))
                 sites.append(x)

@@ -153,6 +153,13 @@ class _Run:
         return self.adapter.centred
 
     @property
+    def keep_io(self) -> bool:
+        """The embedding output and the final norm's output stay D wide (a tied head, or an architecture
+        that reshapes its output to its embeddings' width): a D x d_0 map follows the lookup, a d_L x D map
+        precedes the final norm."""
+        return self.tied or self.adapter.full_width_io
+
+    @property
     def tr(self) -> bool:
         return self.adapter.transposed
 
@@ -289,7 +296,7 @@ def _slice_layer(
 
 def _out_basis(zs: list[Tensor], ls: LayerSites, run: _Run, last: bool) -> tuple[SitePCA | None, Tensor]:
     """PCA and basis of a layer's output site (a full-width last site before a tied head: the identity)."""
-    if last and run.tied and run.dims[ls.out] == run.D:
+    if last and run.keep_io and run.dims[ls.out] == run.D:
         return None, torch.eye(run.D, dtype=torch.float64)  # original basis: no map back needed
     p_out = _pca_of(zs)
     return p_out, run.basis(p_out, ls.out)
@@ -309,11 +316,12 @@ def _slice_head(
     model: nn.Module, run: _Run, head_w: Tensor, head_b: Tensor | None, last_basis: Tensor,
     last_pca: SitePCA | None
 ) -> None:
-    """Final norm and LM head. Tied: a norm that maps the last site back to D before the shared head;
-    untied: the head reads the last site's coordinates, the norm's scale (and bias) folded in."""
+    """Final norm and LM head. Tied (or `keep_io`): a norm that maps the last site back to D before the
+    shared (or untouched) head; untied: the head reads the last site's coordinates, the norm's scale (and
+    bias) folded in."""
     a = run.adapter
     g_final, b_final = _norm_fold(model.get_submodule(a.final_norm), a)
-    if run.tied:
+    if run.keep_io:
         norm = MapBackNorm(run.D, run.eps, run.dims[-1], bias=b_final is not None).to(run.home, run.dtype)
         norm.weight.copy_(g_final)
         if b_final is not None:
@@ -323,6 +331,10 @@ def _slice_head(
         else:
             norm.output_map.weight.copy_(last_basis)
         _set_module(model, a.final_norm, norm)
+        if not run.tied:  # an untied head reading D: its own copy of the original weights
+            head = nn.Linear(run.D, head_w.shape[0], bias=head_b is not None, device="meta")
+            _assign(head, head_w.double(), None if head_b is None else head_b.double(), norm)
+            _set_module(model, a.lm_head, head.to(run.home))
         return
     like = model.get_submodule(a.final_norm)
     _set_module(model, a.final_norm, DimRMSNorm(run.D, run.eps))
@@ -337,7 +349,7 @@ def _slice_head(
 def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
     """Move the transformed modules into a `SlicedForCausalLM` (the class exports load with)."""
     a = run.adapter
-    cfg = sliced_config(model, a, run.dims, run.tied, settings)
+    cfg = sliced_config(model, a, run.dims, run.tied, settings, run.keep_io)
     cfg.dtype = run.dtype
     with torch.device("meta"):
         sliced = SlicedForCausalLM(cfg)
@@ -357,7 +369,8 @@ def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
 
 
 def sliced_config(
-    model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict
+    model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict,
+    keep_io: bool | None = None,
 ) -> SlicedConfig:
     """The config of a sliced model: the base config, the site widths, the adapter's layout and, per decoder
     layer, the sites it reads and writes (so the exported modeling file never numbers sites itself)."""
@@ -367,11 +380,13 @@ def sliced_config(
         cfg.pop(k, None)
     layers = [ls.as_list() for ls in layers_of(sites_for(adapter, model.config.num_hidden_layers))]
     head = model.get_submodule(adapter.lm_head)
-    head_bias = adapter.centred and not tied or getattr(head, "bias", None) is not None
+    keep_io = tied if keep_io is None else keep_io
+    head_bias = adapter.centred and not keep_io or getattr(head, "bias", None) is not None
+    extra = {**({"head_bias": True} if head_bias else {}), **({"keep_io": True} if keep_io != tied else {})}
     return SlicedConfig(
         base_model_type=base_type,
         slicing={"site_dims": dims, "tied": tied, "layout": adapter.layout(), "layer_sites": layers,
-                 **({"head_bias": True} if head_bias else {}), **settings},
+                 **extra, **settings},
         tie_word_embeddings=tied,
         architectures=["SlicedForCausalLM"],
         auto_map={
@@ -411,7 +426,7 @@ def slice_model(
     model.eval()
     home = next(model.parameters()).device
     dev = torch.device(device) if device is not None else home
-    run = _Run(adapter=adapter, dims=list(dims), D=cfg.hidden_size, eps=getattr(cfg, adapter.norm_eps),
+    run = _Run(adapter=adapter, dims=list(dims), D=cfg.hidden_size, eps=adapter.eps(cfg),
                tied=bool(getattr(cfg, "tie_word_embeddings", False)) and not untie_head, dev=dev, home=home,
                offload=home if home.type == "cpu" else dev, dtype=next(model.parameters()).dtype,
                orientation=final_orientation, seed=seed)
@@ -426,7 +441,7 @@ def slice_model(
     head = model.get_submodule(adapter.lm_head)
     head_w = head.weight.detach().clone()  # may share storage with embed
     head_b = None if getattr(head, "bias", None) is None else head.bias.detach().clone()
-    if not run.tied:
+    if not run.keep_io:
         _slice_embedding(model, run, bases[0])
 
     layers = model.get_submodule(adapter.layers)
@@ -435,7 +450,7 @@ def slice_model(
         new, cs, ps, bs = _slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
         pcas += ps
         bases += bs
-        if run.tied and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then site 0's basis
+        if run.keep_io and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then basis 0
             new.input_map = nn.Linear(run.D, dims[0], bias=False, device="meta")
             _assign(new.input_map, _centre(bases[0], run.centred).T, None, new.attn_shortcut)
         layers[ls.layer] = new.to(home)

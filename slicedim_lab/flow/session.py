@@ -105,7 +105,7 @@ class FlowSession:
         self.sites = model_sites(model)
         self.S = len(self.sites)
         self.last = self.sites[-1].index  # the site the head reads
-        self.eps = float(getattr(model.config, self.adapter.norm_eps))
+        self.eps = self.adapter.eps(model.config)
         dt = next(model.parameters()).dtype
         self.work_dtype = dt if dt == torch.float64 else torch.float32  # of the activation statistics
         self.seconds: dict[str, float] = {}

@@ -23,10 +23,13 @@ import torch.nn as nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GPT2Config,
     GPTNeoXConfig,
     LlamaConfig,
     MistralConfig,
+    OPTConfig,
     Phi3Config,
+    PhiConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Qwen2Config,
@@ -239,17 +242,21 @@ def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:
 # Tiny random-init models for tests: the real code paths of each architecture, in milliseconds.
 
 _TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config,
-                 "gpt_neox": GPTNeoXConfig, "gpt_neox_seq": GPTNeoXConfig}
+                 "gpt_neox": GPTNeoXConfig, "gpt_neox_seq": GPTNeoXConfig, "gpt2": GPT2Config,
+                 "opt": OPTConfig, "phi": PhiConfig}
 # what a tiny model of each family sets beyond the common sizes (partial rotary, parallel or not, ...)
 _TINY_EXTRA: dict[str, dict[str, Any]] = {
     "phi3": dict(original_max_position_embeddings=512),
     "gpt_neox": dict(layer_norm_eps=1e-5, rotary_pct=0.5, use_parallel_residual=True, hidden_act="gelu"),
     "gpt_neox_seq": dict(layer_norm_eps=1e-5, rotary_pct=0.5, use_parallel_residual=False, hidden_act="gelu"),
+    "gpt2": dict(n_inner=128, layer_norm_epsilon=1e-5, activation_function="gelu_new"),
+    "opt": dict(ffn_dim=128, word_embed_proj_dim=64, activation_function="relu", do_layer_norm_before=True),
+    "phi": dict(layer_norm_eps=1e-5, partial_rotary_factor=0.5, hidden_act="gelu_new"),
 }
-for _arch in ("gpt_neox", "gpt_neox_seq"):  # no GQA in these families (TransformerLens reads the field)
+for _arch in ("gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi"):  # no GQA (TransformerLens reads the field)
     _TINY_EXTRA[_arch]["num_key_value_heads"] = 4
 # the one list of architectures every test runs over (a family joins once it passes every test)
-TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq")
+TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi")
 
 
 def tiny_model(

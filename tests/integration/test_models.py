@@ -150,7 +150,7 @@ def test_tiny_model(tiny_arch: str, tied: bool) -> None:
     cfg = m.config
     sizes = (cfg.hidden_size, cfg.num_attention_heads, cfg.vocab_size)
     assert sizes == (64, 4, 256) and cfg.num_key_value_heads in (2, 4)  # GQA where the family has it
-    eps = getattr(cfg, adapter_for(m).norm_eps)
+    eps = adapter_for(m).eps(cfg)
     assert cfg.intermediate_size == 128 and 2 <= cfg.num_hidden_layers <= 3 and eps == 1e-5
     assert cfg._attn_implementation == "eager" and not m.training
     assert (m.get_output_embeddings().weight is m.get_input_embeddings().weight) == tied
@@ -176,4 +176,4 @@ def test_tiny_model_dtype_and_overrides() -> None:
     m = tiny_model("llama", dtype=torch.float64, num_hidden_layers=2)
     assert m.dtype == torch.float64 and m.config.num_hidden_layers == 2
     with pytest.raises(UsageError, match="unknown tiny architecture"):
-        tiny_model("gpt2")
+        tiny_model("bloom")
