@@ -19,7 +19,6 @@ import math
 import time
 
 import torch
-
 from lab_common import DIMS, folder, load, need
 from ours_lab import dense_moments, fisher_pass, jvp_logits, semi_bases, token_losses_at
 
@@ -50,6 +49,7 @@ def main():
     ap.add_argument("--jvp-windows", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-fisher", action="store_true")
+    ap.add_argument("--order", default=None, help="comma-separated set names to run first (e.g. semi_288)")
     args = ap.parse_args()
     out = folder(args.corpus)
     inp, cfg = load(args.corpus, threads=args.threads)
@@ -69,10 +69,11 @@ def main():
         if tb.exists():
             sets[f"true_{d}"] = torch.load(tb)
     del H, C
-    if not args.skip_fisher and "fisher" not in res:
+    todo = {k: v for k, v in sets.items() if k not in res.get("fisher", {})}
+    if not args.skip_fisher and todo:
         t0 = time.perf_counter()
-        fp = fisher_pass(model, inp.grad_ids, sets, charged)
-        res["fisher"] = {k: {"inc": v[0], "coh": v[1]} for k, v in fp.items()}
+        fp = fisher_pass(model, inp.grad_ids, todo, charged)
+        res.setdefault("fisher", {}).update({k: {"inc": v[0], "coh": v[1]} for k, v in fp.items()})
         res["fisher_seconds"] = time.perf_counter() - t0
         res_file.write_text(json.dumps(res, indent=1))
         print(f"fisher pass {res['fisher_seconds']:.0f}s", flush=True)
@@ -80,7 +81,10 @@ def main():
     pick = spread(inp.grad_ids.shape[0], args.jvp_windows)
     ids_all = inp.grad_ids[pick]
     res.setdefault("jvp", {})
-    for name, b in sets.items():
+    first = args.order.split(",") if args.order else []
+    names = [n for n in first if n in sets] + [n for n in sets if n not in first]
+    for name in names:
+        b = sets[name]
         if name in res["jvp"]:
             continue
         t0 = time.perf_counter()

@@ -14,7 +14,6 @@ import json
 import time
 
 import torch
-
 from lab_common import DIMS, folder, load, need
 
 
@@ -40,6 +39,8 @@ def main():
     ap.add_argument("corpus")
     ap.add_argument("--dims", default=",".join(map(str, DIMS)))
     ap.add_argument("--no-bases", action="store_true")
+    ap.add_argument("--blind", action="store_true",
+                    help="print no measured number (held-out corpora are measured before ours is frozen)")
     args = ap.parse_args()
     out = folder(args.corpus)
     inp, cfg = load(args.corpus)
@@ -57,7 +58,8 @@ def main():
         res["grad_windows"] = int(inp.grad_ids.shape[0])
         res["grad_heldout"] = inp.grad_heldout
         f.write_text(json.dumps(res, indent=1))
-        print(f"dense ppl {res['ppl']:.3f} acc {res['acc']:.4f} [{res['seconds']:.0f}s]", flush=True)
+        if not args.blind:
+            print(f"dense ppl {res['ppl']:.3f} acc {res['acc']:.4f} [{res['seconds']:.0f}s]", flush=True)
     for d in [int(x) for x in args.dims.split(",")]:
         f = out / f"point_{d}.json"
         if f.exists():
@@ -71,8 +73,8 @@ def main():
         if not args.no_bases:
             torch.save([b.float() for b in sl.bases], out / f"bases_{d}.pt")
         f.write_text(json.dumps(res, indent=1))
-        print(f"d'={d} ppl {res['ppl']:.3f} acc {res['acc']:.4f} slice {t1 - t0:.0f}s eval {t2 - t1:.0f}s",
-              flush=True)
+        what = "" if args.blind else f"ppl {res['ppl']:.3f} acc {res['acc']:.4f} "
+        print(f"d'={d} {what}slice {t1 - t0:.0f}s eval {t2 - t1:.0f}s", flush=True)
         del sl
 
 

@@ -20,14 +20,10 @@ Pieces
 
 from __future__ import annotations
 
-import math
-import time
-
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from einops import rearrange
-
 from lab_common import need
 
 
@@ -63,7 +59,7 @@ def increment(x, x_prev, b, b_prev):
     return -(u - (u @ b) @ b.T)
 
 
-def jvp_logits(model, ids, bases, charged=None):
+def jvp_logits(model, ids, bases, charged=None, final_residual=False, mode="increment"):
     """Dense logits z and linearised logit change Δz with every charged site's increment injected into the
     tangent of ONE forward-mode pass of the dense model. `bases[s]`: D×d_s (float32) for charged sites."""
     adapter, layers, norm, head = _parts(model)
@@ -73,12 +69,17 @@ def jvp_logits(model, ids, bases, charged=None):
     old = model.config._attn_implementation
     model.set_attn_implementation("eager")
     try:
-        return _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs)
+        return _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs, final_residual,
+                    mode)
     finally:
         model.set_attn_implementation(old)
 
 
-def _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs):
+def _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs, final_residual=False,
+         mode="increment"):
+    """mode "increment": add δ_s (from dense x only) to the tangent, which is never projected;
+    mode "linearised": the tangent itself is cut at every site, e_s = P_s t_s − (I−P_s)x_s — the first-order
+    expansion of the sliced model around the dense trajectory (dense primal; only the tangent is projected)."""
     x0, kw = layer0_inputs(model, adapter, ids)
     charged = len(bases) if charged is None else charged
     dt = x0.dtype
@@ -89,7 +90,11 @@ def _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs)
         p, t = fwAD.unpack_dual(x)
         if s >= charged:
             return x
-        d = increment(p, prev["x"], bs[s], bs[s - 1] if s else None)
+        if mode == "linearised":
+            u = p if t is None else p + t
+            d = -(u - (u @ bs[s]) @ bs[s].T)
+        else:
+            d = increment(p, prev["x"], bs[s], bs[s - 1] if s else None)
         prev["x"] = p
         return fwAD.make_dual(p, d if t is None else t + d)
 
@@ -101,6 +106,9 @@ def _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs)
             x = inject(x, 2 * i + 1)
             x = x + layer.get_submodule(adapter.mlp)(layer.get_submodule(adapter.mlp_norm)(x))
             x = inject(x, 2 * i + 2)
+        if final_residual:  # the last site's dense residual and its linearised change
+            xl, el = fwAD.unpack_dual(x)
+            return xl.clone(), el.clone()
         z, dz = fwAD.unpack_dual(head(norm(x)))
     return z, dz
 
@@ -154,3 +162,71 @@ def fisher_pass(model, grad_ids, basis_sets, charged, seed=0, batch_size=2):
                 res[name][0] += q.square().sum().item()
                 res[name][1] += q.sum(0).square().sum().item()
     return {k: (0.5 * v[0] / tokens, 0.5 * v[1] / tokens) for k, v in res.items()}
+
+
+def reaimed_jvp_losses(model, ids, H, n_cal_tokens, dim, charged, groups=2, damp=0.01, head_chunk=2):
+    """Linearised INTERLEAVED slicing, from the dense model only: one forward-mode pass over all `ids` at
+    once; at every charged site s the tangent t (the linearised perturbation of the stream arriving there)
+    is cut with a basis re-aimed like SliceGPT's interleaved calibration, to first order: the top-`dim`
+    eigenvectors of  H_s / N_cal + (XᵀT + TᵀX + TᵀT) / N_jvp  (H_s the dense second moment on the PCA
+    windows; X, T the dense residual and its tangent on the JVP windows), then e_s = P_s(x_s + t_s) − x_s,
+    i.e. the new tangent is t − (I−P_s)(x + t). Cross-fitted: the windows are split into `groups`, and a
+    group's bases use the tangent statistics of the OTHER groups (not its own, which would be in-sample).
+    Returns per-window mean exact CE increase CE(z+Δz, y) − CE(z, y) with the true next tokens, and KL."""
+    adapter, layers, norm, head = _parts(model)
+    layer0_inputs = need("layer0_inputs")
+    old = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        x0, kw = layer0_inputs(model, adapter, ids)
+        B, P, D = x0.shape
+        grp = torch.arange(B) % groups
+        eye = torch.eye(D, dtype=torch.float64)
+
+        def basis(m):
+            m = m + damp * torch.diagonal(m).mean() * eye
+            vals, vecs = torch.linalg.eigh(m)
+            return vecs.flip(1)[:, :dim].float()
+
+        def cut(x, s):
+            p, t = fwAD.unpack_dual(x)
+            if s >= charged:
+                return x
+            if t is None:
+                b = basis(H[s] / n_cal_tokens)
+                return fwAD.make_dual(p, -(p - (p @ b) @ b.T))
+            xf = p.double()
+            tf = t.double()
+            stats = []
+            for g in range(groups):
+                X = rearrange(xf[grp == g], "b p d -> (b p) d")
+                T = rearrange(tf[grp == g], "b p d -> (b p) d")
+                c = X.T @ T
+                stats.append((c + c.T + T.T @ T, X.shape[0]))
+            new = torch.empty_like(t)
+            for g in range(groups):
+                num = sum(st for k, (st, _) in enumerate(stats) if k != g)
+                den = sum(n for k, (_, n) in enumerate(stats) if k != g)
+                b = basis(H[s] / n_cal_tokens + num / den)
+                u = p[grp == g] + t[grp == g]
+                new[grp == g] = t[grp == g] - (u - (u @ b) @ b.T)
+            return fwAD.make_dual(p, new)
+
+        with torch.no_grad(), fwAD.dual_level():
+            x = cut(fwAD.make_dual(x0, torch.zeros_like(x0)), 0)
+            for i, layer in enumerate(layers):
+                a = layer.get_submodule(adapter.attn)
+                x = x + a(hidden_states=layer.get_submodule(adapter.attn_norm)(x), **kw)[0]
+                x = cut(x, 2 * i + 1)
+                x = x + layer.get_submodule(adapter.mlp)(layer.get_submodule(adapter.mlp_norm)(x))
+                x = cut(x, 2 * i + 2)
+            ce, kl = [], []
+            for j in range(0, B, head_chunk):
+                z, dz = fwAD.unpack_dual(head(norm(x[j:j + head_chunk])))
+                r = token_losses_at(z, dz, ids[j:j + head_chunk])[1.0]
+                ce += r["ce"].double().mean(1).tolist()
+                kl += r["kl"].double().mean(1).tolist()
+                del z, dz
+    finally:
+        model.set_attn_implementation(old)
+    return ce, kl
