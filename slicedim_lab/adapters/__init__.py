@@ -9,7 +9,7 @@ import torch.nn as nn
 from ..errors import UsageError
 from .base import Adapter, Requirement
 
-_MODULES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt2", "opt", "phi")
+_MODULES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt2", "opt", "phi", "gemma", "qwen3")
 ADAPTERS: dict[str, Adapter] = {
     arch: mod.ADAPTER
     for mod in (import_module(f".{m}", __name__) for m in _MODULES)

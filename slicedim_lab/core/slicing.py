@@ -219,12 +219,9 @@ def _slice_table(embed: nn.Module, basis: Tensor, centred: bool) -> None:
 
 
 def _slice_embedding(model: nn.Module, run: _Run, basis: Tensor) -> None:
-    """Untied: the token (and position) embeddings emit site 0's coordinates (a tied one keeps its basis)."""
-    embed = model.get_submodule(run.adapter.embed)
-    w = _centre(embed.weight.double().T, run.centred).T @ basis.to(embed.weight.device)
-    new = nn.Embedding(w.shape[0], w.shape[1], padding_idx=embed.padding_idx, device="meta")
-    _assign(new, w, None, embed)
-    _set_module(model, run.adapter.embed, new)
+    """Untied: the token (and position) embeddings emit site 0's coordinates (a tied one keeps its basis).
+    The tables change in place, so a scaled lookup (Gemma's sqrt(D)) keeps its scale."""
+    _slice_table(model.get_submodule(run.adapter.embed), basis, run.centred)
     if run.adapter.pos_embed:
         _slice_table(model.get_submodule(run.adapter.pos_embed), basis, run.centred)
 

@@ -23,6 +23,7 @@ import torch.nn as nn
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GemmaConfig,
     GPT2Config,
     GPTNeoXConfig,
     LlamaConfig,
@@ -33,6 +34,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Qwen2Config,
+    Qwen3Config,
 )
 
 from ..adapters import adapter_for
@@ -243,7 +245,7 @@ def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:
 
 _TINY_CONFIGS = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config,
                  "gpt_neox": GPTNeoXConfig, "gpt_neox_seq": GPTNeoXConfig, "gpt2": GPT2Config,
-                 "opt": OPTConfig, "phi": PhiConfig}
+                 "opt": OPTConfig, "phi": PhiConfig, "gemma": GemmaConfig, "qwen3": Qwen3Config}
 # what a tiny model of each family sets beyond the common sizes (partial rotary, parallel or not, ...)
 _TINY_EXTRA: dict[str, dict[str, Any]] = {
     "phi3": dict(original_max_position_embeddings=512),
@@ -252,11 +254,14 @@ _TINY_EXTRA: dict[str, dict[str, Any]] = {
     "gpt2": dict(n_inner=128, layer_norm_epsilon=1e-5, activation_function="gelu_new"),
     "opt": dict(ffn_dim=128, word_embed_proj_dim=64, activation_function="relu", do_layer_norm_before=True),
     "phi": dict(layer_norm_eps=1e-5, partial_rotary_factor=0.5, hidden_act="gelu_new"),
+    "gemma": dict(head_dim=16, hidden_act="gelu_pytorch_tanh"),
+    "qwen3": dict(head_dim=16),
 }
 for _arch in ("gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi"):  # no GQA (TransformerLens reads the field)
     _TINY_EXTRA[_arch]["num_key_value_heads"] = 4
 # the one list of architectures every test runs over (a family joins once it passes every test)
-TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi")
+TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi", "gemma",
+              "qwen3")
 
 
 def tiny_model(
