@@ -52,24 +52,28 @@ async function runOne(page, nb) {
       return w.id;
     }, nb.notebook);
     panel = page.locator(`[id="${id}"]`);
+    // the notebook is found by its id, not as the shell's current widget (which focus can leave empty)
     await page.waitForFunction((i) => {
-      const w = window.jupyterapp.shell.currentWidget;
-      return w && w.id === i && w.content.widgets.length > 0 && w.sessionContext.session &&
+      const w = window.notebookById(i);
+      return w && w.content.widgets.length > 0 && w.sessionContext.session &&
         w.sessionContext.session.kernel && w.sessionContext.session.kernel.connectionStatus === "connected";
     }, id, { timeout: left(), polling: 500 });
     note("kernel connected");
-    await page.evaluate(`window.figureDigests = ${figureDigests}`);
-    await page.evaluate(() => window.jupyterapp.commands.execute("notebook:run-all-cells"));
+    // run-all acts on the notebook tracker's current widget: the most recently added, this one
+    await page.evaluate((i) => {
+      window.jupyterapp.shell.activateById(i);
+      return window.jupyterapp.commands.execute("notebook:run-all-cells");
+    }, id);
     // done when no cell shows [*] and every code cell has an execution count
-    await page.waitForFunction(() => {
-      const w = window.jupyterapp.shell.currentWidget;
+    await page.waitForFunction((i) => {
+      const w = window.notebookById(i);
       const cells = w.content.widgets.filter((c) => c.model.type === "code");
       const busy = [...w.node.querySelectorAll(".jp-InputArea-prompt")].some((p) => p.textContent.includes("*"));
       return !busy && cells.length > 0 && cells.every((c) => c.model.executionCount !== null);
-    }, null, { timeout: left(), polling: 500 });
+    }, id, { timeout: left(), polling: 500 });
     note("all cells ran");
-    [result.cells, result.errors] = await page.evaluate(() => {
-      const cells = window.jupyterapp.shell.currentWidget.content.widgets.filter((c) => c.model.type === "code");
+    [result.cells, result.errors] = await page.evaluate((i) => {
+      const cells = window.notebookById(i).content.widgets.filter((c) => c.model.type === "code");
       const errors = [];
       for (const c of cells) {
         for (let i = 0; i < c.model.outputs.length; i++) {
@@ -78,7 +82,7 @@ async function runOne(page, nb) {
         }
       }
       return [cells.length, errors];
-    });
+    }, id);
     // a rendered plotly figure: an svg with plotted data inside a .js-plotly-plot element
     await panel.locator(".js-plotly-plot .main-svg").first().waitFor({ timeout: left() });
     result.plots = await panel.locator(".js-plotly-plot").count();
@@ -177,6 +181,9 @@ async function main() {
     await page.goto(`${opts.url}/lab?reset&token=${opts.token}`, { timeout: (opts.timeout_s || 300) * 1000 });
     await page.waitForFunction(() => window.jupyterapp && window.jupyterapp.commands.hasCommand("docmanager:open"),
       null, { timeout: (opts.timeout_s || 300) * 1000 });
+    await page.evaluate(() => window.jupyterapp.restored);
+    await page.evaluate(`window.figureDigests = ${figureDigests};
+      window.notebookById = (i) => [...window.jupyterapp.shell.widgets("main")].find((w) => w.id === i);`);
     for (const nb of opts.notebooks) results.push(await runOne(page, nb));
   } finally {
     await browser.close();
