@@ -65,6 +65,12 @@ def bridge_sites(bridge) -> list[Site]:
     return [site_at(i, par) for i in range(n_sites(n, par))]
 
 
+def bridge_centred(bridge) -> bool:
+    """Whether the wrapped model's residual stream is compared mean-free (LayerNorm families: their norms
+    ignore the mean, and the sliced model holds the centred stream)."""
+    return bool(getattr(bridge, "slicedim_centred", False))
+
+
 def hook_report(bridge) -> dict[str, bool]:
     """Which of the hook names this package relies on the booted bridge provides (aliases included)."""
     known = set(bridge.hook_dict)
@@ -112,6 +118,7 @@ def boot_bridge(model: nn.Module, tokenizer=None, *, copy: bool = True):
                          f"{type(e).__name__}: {first}") from e
     bridge.eval()
     object.__setattr__(bridge, "slicedim_sites", tuple(model_sites(model)))
+    object.__setattr__(bridge, "slicedim_centred", adapter.centred)
     check_hooks(bridge)
     if bridge.cfg.n_layers != model.config.num_hidden_layers:
         raise UsageError(f"bridge sees {bridge.cfg.n_layers} layers, "

@@ -12,7 +12,7 @@ ratios). Loss and accuracy come from `core.nll`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..core.bridge import bridge_centred
 from ..core.emulate import emulation_hooks
 from ..core.nll import next_token_stats
 from ..core.replay import Basis
@@ -51,6 +52,19 @@ def _write_hook(site: Site) -> str:
     return site.hook if site.base_hook is None else site.write_hook
 
 
+def _write_hooks(site: Site) -> list[str]:
+    """Every hook whose sum is a site's write (a parallel layer: its attention and its MLP output)."""
+    return [_write_hook(site)] + ([site.attn_hook] if site.attn_hook else [])
+
+
+def _mean_free(bridge) -> Callable[[Tensor], Tensor]:
+    """LayerNorm families: residuals and writes compared mean-free (their norms ignore the mean, and the
+    sliced model holds the centred stream); the identity otherwise."""
+    if bridge_centred(bridge):
+        return lambda x: x - x.mean(-1, keepdim=True)
+    return lambda x: x
+
+
 @torch.no_grad()
 def dense_pass(
     bridge,
@@ -64,20 +78,21 @@ def dense_pass(
     """The dense model on `ids`: residuals and writes at every site (on the CPU), the dense lens caches at
     `lens_sites` (the last site's lens is the model's own head), mean next-token loss and top-1 accuracy."""
     S, last = len(sites), sites[-1].index
-    names = list(dict.fromkeys([s.hook for s in sites] + [_write_hook(s) for s in sites]))
+    names = list(dict.fromkeys([s.hook for s in sites] + [h for s in sites for h in _write_hooks(s)]))
+    free = _mean_free(bridge)
     res: list[list[Tensor]] = [[] for _ in range(S)]
     writes: list[list[Tensor]] = [[] for _ in range(S)]
     lens: dict[int, list[LensCache]] = {s: [] for s in lens_sites}
     nll, hits, count = 0.0, 0, 0
-    U = head.lm_head.weight
+    U, bias = head.lm_head.weight, head.lm_head.bias
     for b in tqdm(torch.split(ids, batch_size), desc="dense eval", disable=not progress):
         logits, cache = bridge.run_with_cache(b, names_filter=names)
         for site in sites:
-            res[site.index].append(cache[site.hook].cpu())
-            writes[site.index].append(cache[_write_hook(site)].cpu())
+            res[site.index].append(free(cache[site.hook]).cpu())
+            writes[site.index].append(free(sum(cache[h] for h in _write_hooks(site))).cpu())
         for s in lens_sites:
             lg = logits if s == last else head.logits(cache[sites[s].hook])
-            lens[s].append(dense_lens(lg, U, b))
+            lens[s].append(dense_lens(lg, U, b, bias))
         ce, hit = next_token_stats(logits, b)
         nll += float(ce.double().sum())
         hits += int(hit.sum())
@@ -113,6 +128,7 @@ def sliced_pass(
                z_sliced={"logit": 0.0, "loss": 0.0})
     Bw = [b.to(work_dtype) for b in bases]
     hooks = [s.hook for s in sites]
+    free = _mean_free(bridge)
     start = 0
     for b in tqdm(torch.split(dense.ids, batch_size), desc="emulate", disable=not progress):
         sl = slice(start, start + b.shape[0])
@@ -122,7 +138,7 @@ def sliced_pass(
             logits, cache = bridge.run_with_cache(b, names_filter=hooks)
         for site in sites:
             s = site.index
-            x, xs = dense.sites[s][sl].double(), cache[site.hook].double()
+            x, xs = dense.sites[s][sl].double(), free(cache[site.hook].double())
             nd, ns = x.norm(dim=-1), xs.norm(dim=-1)
             acc["rel"][s] += float(((xs - x).norm(dim=-1) / nd.clamp_min(1e-30)).sum())
             acc["cos"][s] += float(((xs * x).sum(-1) / (nd * ns).clamp_min(1e-30)).sum())
@@ -132,7 +148,7 @@ def sliced_pass(
             if bases[s].shape[1] < D:
                 acc["kept_dense"][s] += float((wide(dense.sites[s][sl]) @ Bw[s]).double().pow(2).sum())
             acc["energy_sliced"][s] += float(ns.pow(2).sum())
-            acc["energy_pre"][s] += float((xs - writes[s].double()).pow(2).sum())
+            acc["energy_pre"][s] += float(free(cache[site.hook].double() - writes[s].double()).pow(2).sum())
             if s in lens_sites:
                 lg = logits if s == last else head.logits(cache[site.hook])
                 kl, loss = sliced_lens(head, dense.lens[s].rows(sl), cache[site.hook], lg, b)

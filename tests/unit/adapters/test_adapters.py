@@ -163,3 +163,29 @@ def test_gemma_keeps_its_embedding_scale_and_qwen3_its_head_norms() -> None:
     for dense, sliced in zip(qwen3.model.layers, res.model.model.layers):
         assert torch.equal(sliced.self_attn.q_norm.weight, dense.self_attn.q_norm.weight)
         assert torch.equal(sliced.self_attn.k_norm.weight, dense.self_attn.k_norm.weight)
+
+
+@pytest.mark.parametrize("arch", ["phi", "gpt2"])
+def test_flow_session_follows_the_site_list(arch: str) -> None:
+    """The flow on a parallel (Phi-2) and a position-embedding LayerNorm model (GPT-2): rows keyed by the
+    model's own sites, and the emulated interleaved loss equals the sliced model's."""
+    from slicedim_lab.core.nll import next_token_ce
+    from slicedim_lab.flow.session import FlowSession
+
+    model = tiny_model(arch, dtype=torch.float64)
+    ev = torch.randint(3, 256, (2, 12), generator=torch.Generator().manual_seed(5))
+    session = FlowSession(model, IDS, ev)
+    rep = session.report(40, "interleaved", attribution=1, svd=True)
+    sites = model_sites(model)
+    assert set(rep.table["kind"]) == {s.kind for s in sites}
+    assert sorted(set(rep.table["site"])) == [s.index for s in sites]
+    assert len(rep.dims) == len(sites)
+    res = slice_model(model, IDS, session.dims(40), progress=False)
+    with torch.no_grad():
+        nll = float(next_token_ce(res.model(ev).logits, ev).double().mean())
+    assert rep.summary["nll_sliced"] == pytest.approx(nll, rel=1e-6)
+    full = session.report(64, "dense", attribution=None, maps=False).table
+    kl = full.loc[full["metric"] == "lens_kl", "value"]
+    assert len(kl) and float(kl.abs().max()) < 1e-9  # the dense lens against itself (Phi-2: a biased head)
+    rel = full.loc[full["metric"] == "rel_error", "value"]
+    assert float(rel.abs().max()) < 1e-9  # mean-free comparison: the full-width emulation is the dense model
