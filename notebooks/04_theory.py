@@ -52,7 +52,6 @@ from slicedim_lab import widgets as sw
 from slicedim_lab.core.bridge import boot_bridge
 from slicedim_lab.core.emulate import emulated_logits
 from slicedim_lab.core.replay import dense_pcas, run_sites
-from slicedim_lab.core.sites import n_sites
 from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
 from slicedim_lab.eval.metrics import evaluate
@@ -92,7 +91,7 @@ sw.rmsnorm_invariance(sites[len(sites) // 2], eps=lm.model.config.rms_norm_eps)
 # machinery.
 
 # %%
-full = slice_model(lm.model, cal, [D] * n_sites(L), batch_size=BATCH_SIZE)
+full = slice_model(lm.model, cal, [D] * setup.n_sites, batch_size=BATCH_SIZE)
 sw.compare_logits(sw.model_logits(lm.model, evw[:2]), sw.model_logits(full.model, evw[:2]))
 
 # %% [markdown]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from ..core.sites import n_sites
+from ..core.sites import model_sites
 from ..core.size import count_params
 from ..load.models import LoadedModel, keep_first_layers, load_model
 from ..sweep.config import SweepConfig
@@ -36,10 +36,15 @@ class NotebookSetup:
     def hidden(self) -> int:
         return int(self.lm.model.config.hidden_size)
 
+    @property
+    def n_sites(self) -> int:
+        """Residual sites of the model, as its adapter lays them out (2L + 1 for sequential blocks)."""
+        return len(model_sites(self.lm.model))
+
     def summary(self) -> str:
         """Two lines: the model (layers, width, sites, parameters) and the window shapes."""
         lm, L = self.lm, self.n_layers
-        model = (f"{lm.name} on {lm.device}: {L} layers, width D = {self.hidden}, {n_sites(L)} residual "
+        model = (f"{lm.name} on {lm.device}: {L} layers, width D = {self.hidden}, {self.n_sites} residual "
                  f"sites, {count_params(lm.model) / 1e6:.1f} M parameters")
         shapes = [f"calibration {tuple(self.cal.shape)}"]
         if self.grad is not None:

@@ -63,5 +63,5 @@ def test_without_gradient_windows(corpus: str) -> None:
     lm = LoadedModel(tiny_model(), CountingTokenizer(), "tiny", torch.device("cpu"))
     setup = notebook_setup("tiny", corpus=corpus, cal_windows=4, cal_seqlen=SEQLEN, eval_windows=None,
                            eval_seqlen=SEQLEN, max_layers=2, lm=lm)
-    assert setup.grad is None and setup.n_layers == 2 and setup.hidden == 64
+    assert setup.grad is None and setup.n_layers == 2 and setup.hidden == 64 and setup.n_sites == 5
     assert "gradient (" not in setup.summary()
