@@ -18,8 +18,8 @@ ADAPTERS: dict[str, Adapter] = {
 
 # architectures refused on purpose, with the reason (docs/slicing.md explains each)
 REFUSED: dict[str, str] = {
-    arch: "its norms also sit on the block outputs (x += norm(block(norm(x)))), so a rotation of the "
-          "residual stream does not commute with them"
+    arch: "its norms also sit on the block outputs (x += norm(block(norm(x)))), so no writer can emit "
+          "rotated coordinates (docs/slicing.md)"
     for arch in ("Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
 }
 
