@@ -29,6 +29,7 @@ if not (_PKG / "slicedim_lab").exists():
     subprocess.run(f"git -C {ROOT} archive {PKG_COMMIT} slicedim_lab | tar -x -C {_PKG}", shell=True, check=True)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(_PKG))
+_PKG_OK = (_PKG / "slicedim_lab").exists()
 sys.path.insert(0, str(ROOT / "bench"))
 
 LAB = ROOT / "runs" / "lab"
@@ -58,9 +59,9 @@ def _strip_pod(text: str) -> str:
     return "\n\n".join(out) + "\n"
 
 
-_MODULES = ("sweep.runner", "sweep", "core.slicing", "slicing", "core.replay", "sites", "core.sites",
-            "core.pca", "calibrate", "eval.metrics", "metrics", "predict.fisher", "predict", "load.corpus",
-            "corpus", "load.models", "models", "core.emulate", "emulate", "adapters")
+_MODULES = ("sweep", "slicing", "sites", "calibrate", "metrics", "predict", "corpus", "models", "emulate",
+            "adapters", "sweep.runner", "core.slicing", "core.replay", "core.sites", "core.pca",
+            "eval.metrics", "predict.fisher", "load.corpus", "load.models", "core.emulate")
 
 
 def need(name: str):
@@ -72,6 +73,8 @@ def need(name: str):
             mod = importlib.import_module(f"slicedim_lab.{m}")
         except ImportError:
             continue
+        if _PKG_OK and not str(getattr(mod, "__file__", "")).startswith(str(_PKG)):
+            continue  # the editable install can resolve a new subfolder from the working tree: skip it
         if hasattr(mod, name):
             return getattr(mod, name)
     raise ImportError(f"slicedim_lab has no {name} in {_MODULES}")
