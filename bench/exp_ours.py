@@ -29,13 +29,16 @@ def main():
     args = ap.parse_args()
     out = folder(args.corpus)
     f = out / "ours_anchor.json"
-    dense = json.loads((out / "dense_eval.json").read_text())
     if f.exists():
         anchor = json.loads(f.read_text())
     else:
         inp, cfg = load(args.corpus, threads=args.threads)
         anchor = ours_anchor(inp.model, inp.cal_ids, inp.eval_ids)
         f.write_text(json.dumps(anchor, indent=1))
+    if not (out / "dense_eval.json").exists():
+        print("no measured dense eval yet (bench/exp_measure.py): anchor saved, table later")
+        return
+    dense = json.loads((out / "dense_eval.json").read_text())
     D = anchor["hidden"]
     ppl0 = dense["ppl"]
     every = predict(anchor, ppl0, list(range(8, D + 1, 8)))
