@@ -45,9 +45,10 @@ MAX_NEW_TOKENS = 24
 
 # %%
 from slicedim_lab import widgets as sw
+from slicedim_lab.core.sites import model_layer_sites
 from slicedim_lab.core.size import count_params
 from slicedim_lab.core.slicing import slice_model
-from slicedim_lab.core.widths import site_dims
+from slicedim_lab.core.widths import model_site_dims
 from slicedim_lab.eval.metrics import evaluate
 from slicedim_lab.widgets.setup import notebook_setup
 
@@ -72,7 +73,7 @@ print(f"dense: perplexity {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f} (
 # is an ordinary, smaller `transformers` model.
 
 # %%
-dims = site_dims(L, D, dim=DIM)
+dims = model_site_dims(lm.model, dim=DIM)
 sliced = slice_model(lm.model, cal, dims, batch_size=BATCH_SIZE)
 small = evaluate(sliced.model, evw, BATCH_SIZE)
 results = {"dense": dense, f"sliced d'={DIM}": small}
@@ -109,7 +110,7 @@ sw.show(chat, INTERACTIVE)
 
 # %%
 if not INTERACTIVE:
-    spectra.controls["site"].value = 2 * (L // 2) + 2  # after the middle layer's MLP
+    spectra.controls["site"].value = model_layer_sites(lm.model)[L // 2].out  # after the middle layer
     chat.controls["generate"].click()  # runs both models on PROMPT
     for name, reply in chat.state.items():
         print(f"{name}: {reply}")

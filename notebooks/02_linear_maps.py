@@ -49,6 +49,7 @@ EVAL_SEQLEN = 256
 
 # %%
 from slicedim_lab import widgets as sw
+from slicedim_lab.core.sites import model_layer_sites
 from slicedim_lab.flow.session import FlowSession
 from slicedim_lab.widgets.setup import notebook_setup
 
@@ -76,7 +77,8 @@ sw.layer_maps_table(maps.state["maps"], maps.controls["layer"].value, maps.state
 # ## The spectra those maps see (dense PCA of every site)
 
 # %%
-spectra = sw.spectrum_explorer(session.pcas, dim=DIM, site=2 * LAYER + 1, title="dense PCA, ")
+spectra = sw.spectrum_explorer(session.pcas, dim=DIM, site=model_layer_sites(lm.model)[LAYER].own[0],
+                               title="dense PCA, ")
 sw.show(spectra, INTERACTIVE)
 
 # %% [markdown]

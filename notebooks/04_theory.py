@@ -52,8 +52,9 @@ from slicedim_lab import widgets as sw
 from slicedim_lab.core.bridge import boot_bridge
 from slicedim_lab.core.emulate import emulated_logits
 from slicedim_lab.core.replay import dense_pcas, run_sites
+from slicedim_lab.core.sites import model_layer_sites
 from slicedim_lab.core.slicing import slice_model
-from slicedim_lab.core.widths import site_dims
+from slicedim_lab.core.widths import model_site_dims
 from slicedim_lab.eval.metrics import evaluate
 from slicedim_lab.predict import predict_point
 from slicedim_lab.predict.fisher import fisher_tables
@@ -106,7 +107,7 @@ sw.compare_logits(sw.model_logits(lm.model, evw[:2]), sw.model_logits(full.model
 # float32 rounding.
 
 # %%
-sliced = slice_model(lm.model, cal, site_dims(L, D, dim=DIM), batch_size=BATCH_SIZE)
+sliced = slice_model(lm.model, cal, model_site_dims(lm.model, dim=DIM), batch_size=BATCH_SIZE)
 bridge = boot_bridge(lm.model, lm.tokenizer)
 ids = evw[:2]
 emulated = emulated_logits(bridge, ids.to(lm.device), sliced.bases)
@@ -124,7 +125,8 @@ pcas = dense_pcas(lm.model, cal, batch_size=BATCH_SIZE)
 small = evaluate(sliced.model, evw, BATCH_SIZE)
 print(f"d' = {DIM}: PPL {dense.ppl:.3f} -> {small.ppl:.3f} (x{small.ppl / dense.ppl:.2f}), "
       f"top-1 {dense.accuracy:.4f} -> {small.accuracy:.4f}")
-energy = sw.spectrum_explorer(pcas, dim=DIM, site=2 * (L // 2) + 1, title="dense PCA, ")
+middle = model_layer_sites(lm.model)[L // 2].own[0]  # the first site the middle layer writes
+energy = sw.spectrum_explorer(pcas, dim=DIM, site=middle, title="dense PCA, ")
 sw.show(energy, INTERACTIVE)
 
 # %% [markdown]

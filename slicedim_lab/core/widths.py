@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
 
 from ..errors import UsageError
-from .sites import n_sites
+from .sites import is_parallel, model_sites, n_sites
 
 
 def dim_for_sparsity(sparsity: float, hidden: int, round_interval: int = 8) -> int:
@@ -57,6 +60,12 @@ def site_dims(
     if bad:
         raise UsageError(f"kept widths must be in [1, {hidden}], got {bad[0]}")
     return dims
+
+
+def model_site_dims(model: nn.Module, **kwargs: Any) -> list[int]:
+    """`site_dims` for a loaded model: its depth, width and site list (sequential or parallel layers)."""
+    cfg, parallel = model.config, is_parallel(model_sites(model))
+    return site_dims(cfg.num_hidden_layers, cfg.hidden_size, parallel=parallel, **kwargs)
 
 
 def load_schedule(spec: str) -> list[int]:

@@ -16,12 +16,15 @@ from . import paper  # noqa: F401  (registers `paper` first: every table starts 
 
 # isort: split
 from . import fisher  # noqa: F401  (registers the Fisher family)
+
+# isort: split
+from . import ours  # noqa: F401  (registers `ours`, the headline of interleaved sweeps)
 from .registry import DenseMetrics, predictors
 
 Tables = fisher.FisherTables | Mapping[str, Any] | None
 
 
-def _by_name(tables: Tables) -> Mapping[str, Any]:
+def stats_by_name(tables: Tables) -> Mapping[str, Any]:
     """Dense statistics by the name predictors ask for them (`Predictor.needs`); bare Fisher tables are
     the "fisher" statistics."""
     if tables is None:
@@ -36,7 +39,7 @@ def predict_point(dense: DenseMetrics, dim: int, tables: Tables = None) -> dict[
     by name (or bare Fisher tables); a predictor whose statistics are missing is skipped."""
     if not 1 <= dim <= dense.hidden:
         raise UsageError(f"kept width must be in [1, {dense.hidden}], got {dim}")
-    stats = _by_name(tables)
+    stats = stats_by_name(tables)
     out: dict[str, float] = {}
     for p in predictors():
         if p.needs is not None and stats.get(p.needs) is None:

@@ -53,6 +53,7 @@ from ..adapters import adapter_for
 from ..core.nll import next_token_ce
 from ..core.pca import SitePCA, pca, second_moment
 from ..core.replay import run_sites
+from ..core.sites import model_sites
 from ..errors import UsageError
 from ..files import atomic_file
 from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
@@ -203,6 +204,43 @@ def _semi_q(
     return torch.stack(out)
 
 
+@dataclass
+class DenseMoments:
+    """One dense pass over calibration windows: per-site second moments H_s = Σ x_sᵀx_s, neighbour cross
+    moments C_s = Σ x_sᵀx_{s−1} (s ≥ 1; the semi-interleaved bases need them), float64, and the summed
+    next-token loss over `tokens` predicted tokens."""
+
+    second: list[Float[Tensor, "d d"]] | None
+    cross: list[Float[Tensor, "d d"]] | None
+    nll_sum: float
+    tokens: int
+
+
+@torch.no_grad()
+def dense_moments(model: nn.Module, cal_ids: Int[Tensor, "n pos"], batch_size: int = 2, *,
+                  second: bool = True, cross: bool = True, progress: bool = True) -> DenseMoments:
+    """`DenseMoments` of `model` on `cal_ids` (the moments only if asked for; the loss always)."""
+    adapter = adapter_for(model)
+    dev = next(model.parameters()).device
+    nll, count = 0.0, 0
+    moments: list[Tensor] | None = None
+    crosses: list[Tensor] | None = None
+    for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
+        ids = ids.to(dev)
+        sites, logits = run_sites(model, ids, adapter, logits=True)
+        nll += next_token_ce(logits, ids).double().sum().item()
+        count += ids[:, 1:].numel()
+        if second:
+            ms = [second_moment(x) for x in sites]
+            moments = ms if moments is None else [a + b for a, b in zip(moments, ms)]
+        if cross:
+            flat = [rearrange(x.double(), "b p d -> (b p) d") for x in sites]
+            cs = [flat[s].T @ flat[s - 1] for s in range(1, len(flat))]
+            crosses = cs if crosses is None else [a + b for a, b in zip(crosses, cs)]
+        del sites, logits
+    return DenseMoments(moments, crosses, nll, count)
+
+
 def fisher_tables(
     model: nn.Module,
     cal_ids: Int[Tensor, "n pos"],
@@ -214,6 +252,7 @@ def fisher_tables(
     pcas: list[SitePCA] | None = None,
     semi_dims: list[int] | None = None,
     grad_ids: Int[Tensor, "m pos"] | None = None,
+    moments: DenseMoments | None = None,
     progress: bool = True,
 ) -> FisherTables:
     """Dense-only statistics for the Fisher-increment predictors.
@@ -227,6 +266,7 @@ def fisher_tables(
     With `slice_head=False` the last site keeps full width (as `slicing.site_dims` does) and is not charged.
     `semi_dims`: widths at which to also accumulate the semi-interleaved tables (needs the cross moments of
     neighbouring sites in step 1, and per width one chain of eigendecompositions and a few products per site).
+    `moments`: the dense pass of step 1 when the caller already made it (with cross moments if `semi_dims`).
     """
     t0 = time.perf_counter()
     adapter = adapter_for(model)
@@ -235,24 +275,10 @@ def fisher_tables(
     n_grad = grad_ids.shape[0] if grad_windows is None else min(grad_windows, grad_ids.shape[0])
     if n_grad < 1:
         raise UsageError("need at least one gradient window")
-    cal_nll, count = 0.0, 0
-    moments: list[Tensor] | None = None
-    crosses: list[Tensor] | None = None
     semi_dims = sorted({int(d) for d in semi_dims or [] if d < model.config.hidden_size})
-    with torch.no_grad():
-        for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
-            ids = ids.to(dev)
-            sites, logits = run_sites(model, ids, adapter, logits=True)
-            cal_nll += next_token_ce(logits, ids).double().sum().item()
-            count += ids[:, 1:].numel()
-            if pcas is None or semi_dims:
-                ms = [second_moment(x) for x in sites]
-                moments = ms if moments is None else [a + b for a, b in zip(moments, ms)]
-            if semi_dims:
-                flat = [rearrange(x.double(), "b p d -> (b p) d") for x in sites]
-                cs = [flat[s].T @ flat[s - 1] for s in range(1, len(flat))]
-                crosses = cs if crosses is None else [a + b for a, b in zip(crosses, cs)]
-            del sites, logits
+    dm = moments or dense_moments(model, cal_ids, batch_size, second=pcas is None or bool(semi_dims),
+                                  cross=bool(semi_dims), progress=progress)
+    moments, crosses, cal_nll, count = dm.second, dm.cross, dm.nll_sum, dm.tokens
     timing = {"dense_pass": time.perf_counter() - t0}
     pcas = pcas if pcas is not None else [pca(m) for m in moments]
     D = pcas[0].vectors.shape[0]
@@ -310,7 +336,8 @@ def fisher_tables(
         timing["semi_tables"] += time.perf_counter() - tic
     energy = torch.stack([torch.cat([torch.zeros(1, dtype=torch.float64), p.retained_energy().double()])
                           for p in pcas])
-    settings = {"cal_windows": int(cal_ids.shape[0]), "cal_seqlen": int(cal_ids.shape[1]),
+    settings = {"site_labels": [s.label for s in model_sites(model)],
+                "cal_windows": int(cal_ids.shape[0]), "cal_seqlen": int(cal_ids.shape[1]),
                 "grad_windows": n_grad, "slice_head": slice_head, "seed": seed, "timing_s": timing}
     return FisherTables(hidden=D, diag=diag, cross=torch.cat(cross), full=torch.cat(full), tokens=tokens,
                         energy=energy, cal_nll=cal_nll / count, settings=settings,
@@ -339,10 +366,9 @@ _SUMMARIES = {
     "fisher_semi_geo": "√(semi · semi_cross) (a heuristic chosen after seeing python-docs)",
 }
 # drawn when a figure opens: the cross-term variants (errors up to 1000× larger) wait in the legend;
-# "ours" per basis: the constant-free Fisher sum in the bases the sweep slices with (declared before the
-# held-out corpora were measured; docs/predictors.md has every predictor)
+# the headline of dense-basis sweeps is the constant-free Fisher sum in the dense bases
 _SHOWN = ("fisher", "fisher_semi", "fisher_semi_geo")
-_OURS = {"fisher": ("dense",), "fisher_semi": ("interleaved",)}
+_OURS = {"fisher": ("dense",)}  # for interleaved sweeps the headline is `ours` (predict/ours.py)
 for _name in FISHER_KINDS + SEMI_KINDS:
     register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs="fisher",
                                  shown=_name in _SHOWN, ours_for=_OURS.get(_name, ())))

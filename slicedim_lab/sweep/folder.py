@@ -7,6 +7,7 @@
   adding points to a finished sweep measures only the new ones.
 - `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy), computed once.
 - `fisher.pt`: the Fisher-increment tables (dense-only, all d' at once), computed once.
+- `ours.pt`: the statistics of the headline predictor `ours` (interleaved sweeps), computed once.
 - `results.csv` / `results.json`: one row per finished point, rewritten atomically after each point, so an
   interrupted sweep resumes at the first unfinished point without duplicates.
 - `report.html`: the plotly report (`viz.report.write_report`).
@@ -22,11 +23,14 @@ from pathlib import Path
 from .. import schema
 from ..errors import UsageError
 from ..files import atomic_file, write_json
+from ..predict.fisher import FisherTables
+from ..predict.ours import OursTables
 from ..predict.registry import ours, predictor_names, predictors
 from ..schema import ESTIMATORS
 from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, TABLE_SETTINGS, SweepConfig
 
-RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "report.html", "settings.json")
+RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "ours.pt", "report.html",
+                "settings.json")
 
 
 def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> None:
@@ -62,6 +66,14 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
         for name in RESULT_FILES:
             (out / name).unlink(missing_ok=True)
     write_json(sfile, {"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT, "settings": asdict(cfg)})
+
+
+def load_stats(out: Path) -> dict:
+    """The dense statistics a sweep folder holds (`fisher.pt`, `ours.pt`), by the name predictors ask for
+    (None where absent)."""
+    fisher = FisherTables.load(out / "fisher.pt") if (out / "fisher.pt").exists() else None
+    ours = OursTables.load(out / "ours.pt") if (out / "ours.pt").exists() else None
+    return {"fisher": fisher, "ours": ours}
 
 
 def read_rows(out: Path) -> list[dict]:

@@ -27,10 +27,10 @@ from ..adapters import adapter_for
 from ..core.modeling_sliced import SlicedForCausalLM
 from ..core.pca import SitePCA
 from ..core.replay import ProjectedModel, dense_bases, dense_pcas
-from ..core.sites import n_sites
+from ..core.sites import model_sites
 from ..core.size import count_params
 from ..core.slicing import slice_model, sliced_config
-from ..core.widths import site_dims
+from ..core.widths import model_site_dims
 from ..errors import UsageError
 from ..eval.mcq import build_corpus_mc, lm_eval_tasks, score
 from ..eval.metrics import evaluate
@@ -38,14 +38,15 @@ from ..eval.uncertainty import ppl_interval
 from ..files import write_json
 from ..load.corpus import load_windows, spread
 from ..load.models import LoadedModel, keep_first_layers, load_model
-from ..predict import predict, predict_point
+from ..predict import Tables, predict, predict_point, stats_by_name
 from ..predict.anchor import anchored_ppl, make_anchors
-from ..predict.fisher import FisherTables, fisher_tables
+from ..predict.fisher import FisherTables, dense_moments, fisher_tables
+from ..predict.ours import OursTables, ours_tables
 from ..predict.registry import DenseMetrics, ours, predictor_names
 from ..schema import ESTIMATORS
 from ..viz.report import write_report
 from .config import SweepConfig, parse_points
-from .folder import columns, prepare_dir, read_rows, write_rows
+from .folder import columns, load_stats, prepare_dir, read_rows, write_rows
 
 Log = Callable[[str], None]
 
@@ -124,7 +125,7 @@ def dense_metrics(raw: dict, hidden: int) -> DenseMetrics:
 # ----------------------------------------------------------------------------- rows
 
 
-def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dict:
+def add_predictions(row: dict, dense: DenseMetrics, tables: Tables) -> dict:
     """(Re)compute a row's predictions, estimates and errors from its measured values, so that rows measured
     earlier always carry the current predictors' numbers (measured columns are never touched)."""
     dim, ppl = row["dim"], row[schema.measured("ppl")]
@@ -141,12 +142,13 @@ def add_predictions(row: dict, dense: DenseMetrics, tables: FisherTables) -> dic
         if row.get(schema.est(e)) is not None:
             row[schema.est_err(e)] = 100 * (row[schema.est(e)] / ppl - 1)
     row["dloss_measured"] = math.log(ppl / dense.ppl)
-    charged = tables.energy[:-1] if not tables.settings.get("slice_head") else tables.energy
+    fisher = stats_by_name(tables)["fisher"]
+    charged = fisher.energy[:-1] if not fisher.settings.get("slice_head") else fisher.energy
     row["energy_discarded_mean"] = 1 - charged[:, dim].mean().item()
     return row
 
 
-def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables: FisherTables,
+def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables: Tables,
              params: int, cal_loss: float | None, seconds: float) -> dict:
     """One results row: measured values, every prediction and estimate, signed % errors."""
     row = {"dim": dim, "sparsity": sparsity, "params": params, schema.measured("ppl"): meas["ppl"],
@@ -216,12 +218,14 @@ class SweepRunner:
         self.inp = load_inputs(cfg, lm, device)
         model = self.inp.model
         self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers
+        self.sites = model_sites(model)
         self.rows: list[dict] = read_rows(self.out) if self.out is not None else []
         self.pcas: list[SitePCA] | None = None
         if cfg.basis == "dense":
             self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress)
         self.dense_raw: dict = {}
         self.tables: FisherTables | None = None
+        self.ours: OursTables | None = None
         self.dense: DenseMetrics | None = None
         if semi_dims is not None:  # otherwise the dense state is made on first use, with the widths it needs
             self.ensure_semi(semi_dims)
@@ -229,8 +233,9 @@ class SweepRunner:
     # -- the dense state
 
     def _dense_state(self, semi_dims: list[int]) -> None:
-        """Dense metrics and Fisher tables, from the folder when present (written there when there is one);
-        cached tables that lack a requested semi-interleaved width are recomputed."""
+        """Dense metrics, Fisher tables and (interleaved sweeps) the `ours` tables, from the folder when
+        present (written there when there is one); cached Fisher tables that lack a requested
+        semi-interleaved width are recomputed. One dense pass over the calibration windows feeds both."""
         cfg, inp, out, D = self.cfg, self.inp, self.out, self.hidden
         dfile = out / "dense.json" if out else None
         if not self.dense_raw:
@@ -241,7 +246,7 @@ class SweepRunner:
                 self.dense_raw = measure(inp.model, inp, cfg, self.batch_size, self.progress)
                 self.dense_raw["seconds"] = time.perf_counter() - t0
                 self.dense_raw["params"] = count_params(inp.model)
-        tfile = out / "fisher.pt" if out else None
+        tfile, ofile = (out / "fisher.pt", out / "ours.pt") if out else (None, None)
         want = sorted({d for d in semi_dims if d < D})
         tables = self.tables or (FisherTables.load(tfile) if tfile is not None and tfile.exists() else None)
         if tables is not None and not set(want) <= set(tables.semi_dims):
@@ -249,21 +254,40 @@ class SweepRunner:
             self.log(f"recomputing the Fisher tables for the semi-interleaved widths {missing}")
             want = sorted(set(want) | set(tables.semi_dims))
             tables = None
+        ours = self.ours or (OursTables.load(ofile) if ofile is not None and ofile.exists() else None)
+        need_ours = cfg.basis == "interleaved" and ours is None
+        moments, t_moments = None, 0.0
+        if tables is None or need_ours:
+            t0 = time.perf_counter()
+            moments = dense_moments(inp.model, inp.cal_ids, 2, progress=self.progress)
+            t_moments = time.perf_counter() - t0
         if tables is None:
             if cfg.grad_heldout and not inp.grad_heldout:
                 self.log(f"note: the calibration split has no windows besides the {inp.cal_ids.shape[0]} of "
                          "the PCA; Fisher gradients are taken in-sample (predictions tend to be optimistic)")
             tables = fisher_tables(inp.model, inp.cal_ids, slice_head=cfg.slice_head, seed=cfg.seed,
                                    batch_size=2, pcas=self.pcas, semi_dims=want, grad_ids=inp.grad_ids,
-                                   progress=self.progress)
+                                   moments=moments, progress=self.progress)
             tables.settings["grad_heldout"] = inp.grad_heldout
+            tables.settings["timing_s"]["dense_pass"] = t_moments
             if tfile is not None:
                 tables.save(tfile)
-        self.tables = tables
+        if need_ours:
+            ours = ours_tables(inp.model, inp.eval_ids, moments, slice_head=cfg.slice_head,
+                               progress=self.progress)
+            ours.timing["moments"] = t_moments
+            if ofile is not None:
+                ours.save(ofile)
+        self.tables, self.ours = tables, ours
         self.dense_raw["cal_nll"] = tables.cal_nll
         if dfile is not None and not dfile.exists():
             write_json(dfile, self.dense_raw)
         self.dense = dense_metrics(self.dense_raw, D)
+
+    @property
+    def stats(self) -> dict:
+        """The dense statistics by the name predictors ask for (`Predictor.needs`)."""
+        return {"fisher": self.tables, "ours": self.ours}
 
     def ensure_semi(self, dims: list[int]) -> None:
         """Make the dense state if there is none yet, with the semi-interleaved predictors at `dims` and at
@@ -286,7 +310,7 @@ class SweepRunner:
         cfg, inp, model = self.cfg, self.inp, self.inp.model
         if dim == self.hidden and not cfg.slice_head:
             return self.dense_raw, self.dense_raw["params"], self.dense_raw.get("cal_nll")
-        sd = site_dims(self.n_layers, self.hidden, dim=dim, slice_head=cfg.slice_head)
+        sd = model_site_dims(model, dim=dim, slice_head=cfg.slice_head)
         if cfg.basis == "interleaved":
             res = slice_model(model, inp.cal_ids, sd, batch_size=self.batch_size, progress=self.progress)
             return (measure(res.model, inp, cfg, self.batch_size, self.progress), count_params(res.model),
@@ -301,7 +325,7 @@ class SweepRunner:
         meas, params, cal_loss = self._measure_model(dim)
         sparsity = 1 - dim / self.hidden if sparsity is None else sparsity
         seconds = time.perf_counter() - t0
-        row = make_row(dim, sparsity, meas, self.dense, self.tables, params, cal_loss, seconds)
+        row = make_row(dim, sparsity, meas, self.dense, self.stats, params, cal_loss, seconds)
         self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
@@ -319,7 +343,7 @@ class SweepRunner:
             self.log(f"resuming {self.out}: {len(done)} point(s) already measured, {len(todo)} to go")
         for d, s in tqdm(todo, desc="sweep", disable=not self.progress):
             self.log(point_line(self.measure(d, s)))
-        self.rows = [add_predictions(r, self.dense, self.tables) for r in self.rows]
+        self.rows = [add_predictions(r, self.dense, self.stats) for r in self.rows]
         if self.cfg.anchor_dims:
             add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl())
         if self.out is not None:
@@ -334,12 +358,12 @@ class SweepRunner:
         prediction is added (in its own columns)."""
         self.check_anchors()
         self.ensure_semi([d for d, _ in points] + list(self.cfg.anchor_dims))
-        rows = predict(self.dense, [d for d, _ in points], self.tables)
+        rows = predict(self.dense, [d for d, _ in points], self.stats)
         for r, (_, s) in zip(rows, points):
             r["sparsity"] = s
         if self.cfg.anchor_dims:
             unnamed = [d for d in self.cfg.anchor_dims if d not in dict(points)]
-            extra = predict(self.dense, unnamed, self.tables)
+            extra = predict(self.dense, unnamed, self.stats)
             for d in self.cfg.anchor_dims:
                 if d not in self.measured():
                     self.log(f"anchor d'={d}: measuring it for real")
@@ -364,8 +388,8 @@ def refresh_predictions(out: str | Path) -> list[dict]:
     out = Path(out)
     rows = read_rows(out)
     settings = json.loads((out / "settings.json").read_text())["settings"]
-    tables = FisherTables.load(out / "fisher.pt")
-    dense = dense_metrics(json.loads((out / "dense.json").read_text()), tables.hidden)
+    tables = load_stats(out)
+    dense = dense_metrics(json.loads((out / "dense.json").read_text()), tables["fisher"].hidden)
     for r in rows:
         if r.get("cal_loss") is None and r.get(schema.est("calibration")):
             r["cal_loss"] = math.log(r[schema.est("calibration")])
@@ -399,6 +423,6 @@ def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dim
     points = runner.points(sparsities, dims)
     rows = runner.predictions(points)
     return {"model": runner.cfg.model, "corpus": cfg.corpus, "hidden": runner.hidden,
-            "n_sites": n_sites(runner.n_layers), "dense": runner.dense.to_dict(),
+            "n_sites": len(runner.sites), "dense": runner.dense.to_dict(),
             "settings": asdict(runner.cfg),
             "seconds": time.perf_counter() - t0, "fisher_seconds": runner.tables.seconds, "predictions": rows}

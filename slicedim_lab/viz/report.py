@@ -18,9 +18,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from .. import schema
+from ..eval.uncertainty import LEVEL
 from ..files import write_text
-from ..predict.fisher import FisherTables
+from ..predict import Tables, stats_by_name
 from ..predict.registry import DenseMetrics, ours, predictor_names, predictors
+from ..sweep.folder import load_stats
 from .figures import error_figure, prediction_figure, sites_figure
 from .tables import default_curves, measured_table, site_table
 
@@ -29,15 +31,24 @@ HEIGHT = 460
 
 
 def error_summary(rows: list[dict]) -> list[dict]:
-    """Mean and max |% error| of every PPL predictor/estimator over the rows with sparsity > 0."""
+    """Mean and max |% error| of every PPL predictor/estimator over the rows with sparsity > 0 (an anchored
+    prediction over the rows that were not its anchors), and for predictors with intervals the share of
+    those rows whose measured value lies inside (`coverage`)."""
     pts = [r for r in rows if r["sparsity"] > 1e-9] or rows
+    names = [(p, schema.err(p)) for p in predictor_names()]
+    names += [(schema.anchored(p), schema.err(schema.anchored(p))) for p in predictor_names()]
     out = []
-    for name, col in [(p, schema.err(p)) for p in predictor_names()] + [
-            (f"est:{e}", schema.est_err(e)) for e in schema.ESTIMATORS]:
-        errs = [abs(r[col]) for r in pts if r.get(col) is not None]
+    for name, col in names + [(f"est:{e}", schema.est_err(e)) for e in schema.ESTIMATORS]:
+        use = [r for r in pts if not (name.endswith("_anchored") and r.get("anchor"))]
+        errs = [abs(r[col]) for r in use if r.get(col) is not None]
         if errs:
-            out.append({"name": name, "mean_abs_err": sum(errs) / len(errs), "max_abs_err": max(errs),
-                        "points": len(errs)})
+            s = {"name": name, "mean_abs_err": sum(errs) / len(errs), "max_abs_err": max(errs),
+                 "points": len(errs)}
+            inside = [r[schema.lo("ppl", name)] <= r[schema.measured("ppl")] <= r[schema.hi("ppl", name)]
+                      for r in use if r.get(schema.lo("ppl", name)) is not None]
+            if inside:
+                s["coverage"] = sum(inside) / len(inside)
+            out.append(s)
     return out
 
 
@@ -67,7 +78,7 @@ def headline_text(rows: list[dict], basis: str) -> str:
             return f"{'—':>17}"
         return f"{v:8.3f} ({e:+5.0f}%)" if m == "ppl" else f"{v:8.3f} ({e:+5.1f})"
 
-    lines = [f"measured vs paper vs ours ({ours(basis)}): perplexity errors in %, accuracy errors in points",
+    lines = [f"measured vs paper vs ours{_named(basis)}: perplexity errors in %, accuracy errors in points",
              "   d'     s  ppl meas         ppl paper          ppl ours  acc meas         acc paper"
              "          acc ours   mc meas          mc paper           mc ours"]
     for h in headline(rows, basis):
@@ -76,18 +87,53 @@ def headline_text(rows: list[dict], basis: str) -> str:
             if h[f"{m}_measured"] is not None:
                 cols.append(f"{h[f'{m}_measured']:9.3f} {cell(h, m, 'paper')} {cell(h, m, 'ours')}")
         lines.append(" ".join(cols))
-    return "\n".join(lines)
+    return "\n".join(lines + _interval_lines(rows, basis))
 
 
-def _figures(rows: list[dict], dense: dict, tables: FisherTables | None) -> list[go.Figure]:
+def _named(basis: str) -> str:
+    """` (name)` of the headline predictor unless it is called `ours` itself."""
+    return "" if ours(basis) == "ours" else f" ({ours(basis)})"
+
+
+def _interval_lines(rows: list[dict], basis: str) -> list[str]:
+    """Perplexity with its 90% intervals: measured (bootstrap over eval windows) beside ours and, if the
+    sweep has anchors, the anchored headline; `in` marks a measured value inside ours' interval."""
+    head, anch = ours(basis), schema.anchored(ours(basis))
+    rs = [r for r in sorted(rows, key=lambda r: -r["dim"]) if r["sparsity"] > 1e-9]
+    if not any(r.get(schema.lo("ppl", head)) is not None for r in rs):
+        return []
+
+    def iv(r: dict, who: str) -> str:
+        lo, hi = r.get(schema.lo("ppl", who)), r.get(schema.hi("ppl", who))
+        return f"[{lo:7.2f}, {hi:7.2f}]" if lo is not None and hi is not None else f"{'':18}"
+
+    out = ["", f"perplexity with {LEVEL:.0%} intervals (measured: bootstrap over its eval windows)",
+           "   d'  measured  interval             ours  interval             in"
+           + ("   anchored (err)" if any(r.get(schema.pred("ppl", anch)) is not None for r in rs) else "")]
+    for r in rs:
+        meas, pred = r[schema.measured("ppl")], r.get(schema.pred("ppl", head))
+        lo, hi = r.get(schema.lo("ppl", head)), r.get(schema.hi("ppl", head))
+        inside = "" if lo is None else ("yes" if lo <= meas <= hi else "no")
+        line = (f"{r['dim']:>5} {meas:9.3f} {iv(r, 'measured')} "
+                + (f"{pred:8.3f} " if pred is not None else f"{'—':>8} ") + f"{iv(r, head)} {inside:>3}")
+        if r.get(schema.pred("ppl", anch)) is not None:
+            tag = " (anchor)" if r.get("anchor") else f" ({r[schema.err(anch)]:+.1f}%)"
+            line += f"   {r[schema.pred('ppl', anch)]:8.3f}{tag}"
+        out.append(line)
+    return out
+
+
+def _figures(rows: list[dict], dense: dict, stats: Tables) -> list[go.Figure]:
     """The report's panels, drawn by the same `viz.figures` functions as the widgets: perplexity, top-1 and
     (if measured) multiple-choice accuracy against d', the signed errors, and the per-site Fisher charge."""
     mt = measured_table(rows)
     dims = [int(d) for d in mt["dim"]]
+    stats = stats_by_name(stats)
+    tables = stats.get("fisher")
     D = tables.hidden if tables is not None else max(dims)
     dm = DenseMetrics(ppl=dense["ppl"], acc=dense["acc"], hidden=D, mc_acc=dense.get("mc_acc"),
                       mc_chance=dense.get("mc_chance"))
-    curves = default_curves(dm, tables, max(8, min(dims) - 16), measured=dims)
+    curves = default_curves(dm, stats, max(8, min(dims) - 16), measured=dims)
     figs = [prediction_figure(curves, "ppl", mt, title="Perplexity: measured vs predicted"),
             prediction_figure(curves, "acc", mt, title="Next-token top-1 accuracy")]
     if schema.measured("mc_acc") in mt and mt[schema.measured("mc_acc")].notna().any():
@@ -160,13 +206,12 @@ def _predictor_list() -> str:
 
 
 def write_report(out: str | Path) -> Path:
-    """Render DIR/report.html from DIR/results.json, dense.json, fisher.pt and settings.json."""
+    """Render DIR/report.html from DIR/results.json, dense.json, settings.json and its dense statistics."""
     out = Path(out)
     rows = json.loads((out / "results.json").read_text())["rows"]
     dense = json.loads((out / "dense.json").read_text())
     settings = json.loads((out / "settings.json").read_text())["settings"]
-    tables = FisherTables.load(out / "fisher.pt") if (out / "fisher.pt").exists() else None
-    figs = _figures(rows, dense, tables) if rows else []
+    figs = _figures(rows, dense, load_stats(out)) if rows else []
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     summary = error_summary(rows) if rows else []
     mc = f", corpus-mc accuracy {dense['mc_acc']:.3f}" if dense.get("mc_acc") is not None else ""
@@ -191,7 +236,7 @@ Estimates marked "runs sliced model" are not predictions: <b>calibration</b> = e
 calibration windows), <b>cal_ratio</b> = PPL<sub>0</sub>·exp(that loss − dense calibration loss).
 See docs/predictors.md.</p>
 {_predictor_list()}
-<h2>Measured vs the paper's prediction vs ours (<b>{ours(settings['basis'])}</b>)</h2>
+<h2>Measured vs the paper's prediction vs ours{html.escape(_named(settings['basis']))}</h2>
 <p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
 (top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>
 {_headline_html(rows, settings['basis']) if rows else ''}

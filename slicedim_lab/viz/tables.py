@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from ..core.sites import site_at
-from ..predict import predict
+from ..predict import Tables, predict, stats_by_name
 from ..predict.fisher import FisherTables
 from ..predict.registry import DenseMetrics
 
@@ -28,17 +28,18 @@ def curve_dims(hidden: int, min_dim: int, step: int = 4, extra: Iterable[int] = 
     return sorted(d for d in dims if 1 <= d <= hidden)
 
 
-def prediction_curves(dense: DenseMetrics, tables: FisherTables | None, dims: Sequence[int]) -> pd.DataFrame:
+def prediction_curves(dense: DenseMetrics, tables: Tables, dims: Sequence[int]) -> pd.DataFrame:
     """Every registered predictor at every width of `dims` (`predict.predict`): one row per d', NaN where a
     predictor has no answer."""
     return pd.DataFrame(predict(dense, sorted(dims), tables))
 
 
-def default_curves(dense: DenseMetrics, tables: FisherTables | None, min_dim: int,
+def default_curves(dense: DenseMetrics, tables: Tables, min_dim: int,
                    measured: Iterable[int] = (), step: int = 4) -> pd.DataFrame:
     """`prediction_curves` on `curve_dims`, with the measured widths and the tables' semi-interleaved widths
     added (so partial predictors appear wherever they are known)."""
-    semi = tables.semi_dims if tables is not None else []
+    fisher = stats_by_name(tables).get("fisher")
+    semi = fisher.semi_dims if fisher is not None else []
     return prediction_curves(dense, tables, curve_dims(dense.hidden, min_dim, step, [*measured, *semi]))
 
 
@@ -46,11 +47,12 @@ def site_table(tables: FisherTables, dims: Sequence[int]) -> pd.DataFrame:
     """One row per site × d': `site`, `label` (e.g. `L3 mlp`), `dim`, `dloss` = ½·Σ_t (g_s·δ_s)² / T (nats,
     what the `fisher` predictor charges to the site) and `discarded` = 1 − retained dense-PCA energy."""
     S = tables.diag.shape[0]
+    labels = tables.settings.get("site_labels") or [site_at(s).label for s in range(S)]  # older tables
     rows = []
     for d in dims:
         dloss = (0.5 * tables.diag[:, d] / tables.tokens).tolist()
         kept = tables.energy[:, d].tolist()
-        rows += [{"site": s, "label": site_at(s).label, "dim": int(d), "dloss": dloss[s],
+        rows += [{"site": s, "label": labels[s], "dim": int(d), "dloss": dloss[s],
                   "discarded": max(0.0, 1.0 - kept[s])} for s in range(S)]
     return pd.DataFrame(rows, columns=["site", "label", "dim", "dloss", "discarded"])
 

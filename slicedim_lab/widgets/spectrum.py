@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as W
 
 from ..core.pca import SitePCA
-from ..core.sites import site_at
+from ..core.sites import Site, site_at
 from ..flow.tables import retained_at
 from ..viz.spectra import discarded_figure, spectrum_figure
 from .base import Explorer, counted, live, redraw, slider
@@ -28,14 +28,15 @@ def energy_shares(p: SitePCA) -> list[float]:
 
 def spectrum_explorer(
     pcas: Sequence[SitePCA | None], dims: Sequence[int] | None = None, dim: int | None = None, site: int = 1,
-    title: str = "",
+    title: str = "", sites: Sequence[Site] | None = None,
 ) -> Explorer:
     """Eigen-spectrum of one site (each direction's share of the energy, log scale, the cut at d' marked)
     and the fraction of energy every site discards.
 
     With `dims` (one width per site, e.g. a `SliceResult`'s) the widths are fixed and only the site moves;
     otherwise a d' slider sets one width for all sites (dense PCA bases: no recalibration per move).
-    Sites whose PCA is None (a full-width last site in its original basis) are skipped.
+    Sites whose PCA is None (a full-width last site in its original basis) are skipped. `sites`: the
+    model's site list (`core.sites.model_sites`) for labels and hook names; default: sequential layers.
     """
     valid = [s for s, p in enumerate(pcas) if p is not None]
     D = pcas[valid[0]].eigvals.shape[0]
@@ -44,7 +45,8 @@ def spectrum_explorer(
     controls: dict[str, W.Widget] = {"site": site_s}
     if dims is None:
         controls["dim"] = dim_s
-    labels = [site_at(s).label for s in valid]
+    sites = list(sites) if sites is not None else [site_at(s) for s in range(len(pcas))]
+    labels = [sites[s].label for s in valid]
     shares = {s: energy_shares(pcas[s]) for s in valid}
     spec, energy = live(spectrum_figure([], 1)), live(discarded_figure([], []))
     status = W.HTML()
@@ -62,7 +64,7 @@ def spectrum_explorer(
             return
         d = width(s)
         ex.state.update(site=s, dim=d, discarded=discarded(p, d))
-        hook = site_at(s).hook
+        hook = sites[s].hook
         status.value = (f"site {s} (<code>{hook}</code>): d' = {d} of {D} discards "
                         f"<b>{ex.state['discarded']:.3%}</b> of the energy")
         head = f"{title}eigen-spectrum of site {s} ({hook}), cut at d' = {d}"

@@ -59,14 +59,14 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
 
     def curves() -> pd.DataFrame:
         """Recomputed after a measurement: measuring a width adds it to the semi-interleaved tables."""
-        key = (id(bench.tables), tuple(sorted(bench.measured())))
+        key = (id(bench.tables), id(bench.ours), tuple(sorted(bench.measured())))
         if key not in memo:
             memo.clear()
-            memo[key] = default_curves(bench.dense, bench.tables, min_dim, measured=bench.measured())
+            memo[key] = default_curves(bench.dense, bench.stats, min_dim, measured=bench.measured())
         return memo[key]
 
     def figures(d: int | None = None) -> dict:
-        at = None if d is None else {"dim": d, **predict_point(bench.dense, d, bench.tables)}
+        at = None if d is None else {"dim": d, **predict_point(bench.dense, d, bench.stats)}
         mt, cv = measured_table(bench.rows), curves()
         out = {m: prediction_figure(cv, m, mt, at=at) for m in metrics}
         out["error"] = error_figure(mt)
@@ -77,7 +77,7 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
 
     def update(_: Any = None) -> None:
         d = int(dim_s.value)
-        pred = predict_point(bench.dense, d, bench.tables)
+        pred = predict_point(bench.dense, d, bench.stats)
         ex.state.update(dim=d, **pred)
         for k, f in figures(d).items():
             redraw(ex.figures[k], f)

@@ -140,15 +140,20 @@ def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
     payload = json.loads(captured.out)
     assert [r["dim"] for r in payload["rows"]] == [64, 32]
     # the side-by-side table: measured, paper and ours with their errors, in the log and the report
-    assert "measured vs paper vs ours (fisher_semi)" in captured.err
+    assert "measured vs paper vs ours:" in captured.err
     r32 = payload["rows"][1]
     assert f"{r32['ppl_measured']:9.3f}" in captured.err
-    assert f"{r32['ppl_err_fisher_semi']:+5.0f}%" in captured.err
+    assert f"{r32['ppl_err_ours']:+5.0f}%" in captured.err
+    # and ours' 90% interval beside the measured value's own
+    assert f"[{r32['ppl_lo_ours']:7.2f}, {r32['ppl_hi_ours']:7.2f}]" in captured.err
+    assert f"[{r32['ppl_lo_measured']:7.2f}, {r32['ppl_hi_measured']:7.2f}]" in captured.err
+    assert (tmp_path / "s" / "ours.pt").exists()
     html = (tmp_path / "s" / "report.html").read_text()
-    assert "PPL ours" in html and f"{r32['ppl_pred_fisher_semi']:.4g}" in html
+    assert "PPL ours" in html and f"{r32['ppl_pred_ours']:.4g}" in html
     assert main(["predict", *common, "--dims", "48,32", "--cache", str(tmp_path / "s"), "--json", "-"]) == 0
     pred = json.loads(capsys.readouterr().out)
     assert [r["dim"] for r in pred["predictions"]] == [48, 32]
+    assert all(r["ppl_lo_ours"] <= r["ppl_pred_ours"] <= r["ppl_hi_ours"] for r in pred["predictions"])
     assert pred["dense"]["ppl"] == pytest.approx(payload["rows"][0]["ppl_measured"])
     assert main(["sweep", *common, "--sparsities", "0,1.5", "--out", str(tmp_path / "x")]) == 2
     assert main(["predict", *common, "--sparsities", "0.1", "--dims", "8"]) == 2

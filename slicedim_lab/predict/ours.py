@@ -1,0 +1,174 @@
+"""`ours`: the headline dense-only predictor of an interleaved (SliceGPT) slice's perplexity at any d'.
+
+    ΔL(d') = ΔL_J · (s / s_J)^β,   s = 1 − d'/D,   PPL(d') = PPL₀ · exp(ΔL(d')),   ΔL(D) = 0.
+
+- ΔL_J, a first-order anchor at the mild cut s_J (d'_J = SliceGPT's width for s_J): the exact mean
+  cross-entropy increase CE(z + Δz, y) − CE(z, y) over every predicted token of the eval windows (y the true
+  next tokens), with z the dense logits and Δz the dense model's linearised logit change: ONE forward-mode
+  pass (JVP) of the dense model in which every charged site's increment
+  δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) (x the dense residual) is added to the tangent. P̃ are the
+  semi-interleaved bases at d'_J (`fisher.semi_bases`, from the dense moments of the calibration windows).
+  The primal is the dense model; nothing sliced or projected runs.
+- β, the growth exponent of ΔL in s, fitted once on the python-docs tuning corpus (the only fitted constant).
+Interval (nominal 90 %, in log PPL): σ = ΔL·√(σ_J² + (ln(s/s_J)·σ_β)²), σ_J the bootstrap relative standard
+error of ΔL_J over the eval windows, σ_β a stated prior on the exponent's error across corpora.
+The definition was frozen before the held-out corpora were run (docs/predictors.md: bench/ours_frozen.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn as nn
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..core.nll import next_token_ce
+from ..core.replay import run_sites
+from ..core.widths import dim_for_sparsity
+from ..errors import UsageError
+from ..eval.uncertainty import LEVEL, bootstrap_means
+from ..files import atomic_file
+from .fisher import DenseMoments, semi_bases
+from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
+
+# every setting of the frozen definition (bench/ours_frozen.md)
+OURS_SETTINGS = {
+    "anchor_sparsity": 1 / 9,  # s_J: d'_J = 512 of 576, where first-order theory is trusted
+    "beta": 1.44,  # least-squares slope of log ΔL_measured on log s, python-docs, d' = 512 … 288
+    "sigma_beta": 0.10,  # prior standard error of β across corpora
+    "batch_size": 2,
+    "bootstrap": 2000,
+    "seed": 0,
+}
+Z = NormalDist().inv_cdf((1 + LEVEL) / 2)  # 1.645 for the 90 % interval
+
+
+@dataclass
+class OursTables:
+    """The dense-only statistics of `ours`: the anchor width and the mean CE increase of each eval window."""
+
+    hidden: int
+    anchor_dim: int
+    window_dl: list[float]
+    settings: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+
+    @property
+    def dloss_anchor(self) -> float:
+        return sum(self.window_dl) / len(self.window_dl)
+
+    @property
+    def anchor_sparsity(self) -> float:
+        return 1 - self.anchor_dim / self.hidden
+
+    def rel_se(self) -> float:
+        """Bootstrap relative standard error of ΔL_J over the eval windows."""
+        w = torch.tensor(self.window_dl, dtype=torch.float64)
+        if w.numel() < 2 or float(w.mean()) == 0:
+            return 0.0
+        b = bootstrap_means(w, self.settings["bootstrap"], self.settings["seed"])
+        return float(b.std() / w.mean())
+
+    def dloss(self, dim: int) -> float:
+        """ΔL(d') = ΔL_J (s/s_J)^β (0 at full width)."""
+        s = 1 - dim / self.hidden
+        return 0.0 if s <= 0 else self.dloss_anchor * (s / self.anchor_sparsity) ** self.settings["beta"]
+
+    def log_sigma(self, dim: int) -> float:
+        """Standard deviation of ln PPL(d') (the interval's width, before the normal quantile)."""
+        s = 1 - dim / self.hidden
+        if s <= 0:
+            return 0.0
+        return self.dloss(dim) * math.hypot(self.rel_se(), math.log(s / self.anchor_sparsity)
+                                            * self.settings["sigma_beta"])
+
+    def save(self, path: str | Path) -> None:
+        with atomic_file(path, "wb") as f:
+            torch.save(asdict(self), f)
+
+    @classmethod
+    def load(cls, path: str | Path) -> OursTables:
+        return cls(**torch.load(path, weights_only=False))
+
+
+def _increment(x: Float[Tensor, "*b d"], x_prev: Tensor | None, b: Tensor, b_prev: Tensor | None) -> Tensor:
+    """δ = −(I−P)(x − (I−P_prev) x_prev), P = b bᵀ (x_prev None: site 0)."""
+    u = x if x_prev is None else x - x_prev + (x_prev @ b_prev) @ b_prev.T
+    return -(u - (u @ b) @ b.T)
+
+
+@torch.no_grad()
+def linearised_logits(
+    model: nn.Module, ids: Int[Tensor, "b pos"], bases: list[Float[Tensor, "d k"]]
+) -> tuple[Float[Tensor, "b pos vocab"], Float[Tensor, "b pos vocab"]]:
+    """Dense logits z and the linearised logit change Δz of the increments of the charged sites (one basis
+    per charged site, in site order), from one forward-mode pass of the dense residual replay."""
+    charged, prev = len(bases), {}
+
+    def inject(site: int, x: Tensor) -> Tensor:
+        p, t = fwAD.unpack_dual(x)
+        if site >= charged:
+            return x
+        b = bases[site].to(p)
+        d = _increment(p, prev.get(site - 1), b, bases[site - 1].to(p) if site else None)
+        prev[site] = p
+        return fwAD.make_dual(p, d if t is None else t + d)
+
+    old = model.config._attn_implementation
+    model.set_attn_implementation("eager")  # SDPA has no forward-mode derivative on CPU
+    try:
+        with fwAD.dual_level():
+            _, logits = run_sites(model, ids, project=inject)
+            z, dz = fwAD.unpack_dual(logits)
+            z, dz = z.clone(), (torch.zeros_like(z) if dz is None else dz.clone())
+    finally:
+        model.set_attn_implementation(old)
+    return z, dz
+
+
+def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: DenseMoments,
+                settings: dict | None = None, slice_head: bool = False, progress: bool = True) -> OursTables:
+    """`OursTables` from the dense moments of the calibration windows and one JVP over the eval windows."""
+    st = {**OURS_SETTINGS, **(settings or {})}
+    if moments.second is None or moments.cross is None:
+        raise UsageError("ours needs the second and cross moments of the calibration windows")
+    D = model.config.hidden_size
+    anchor = dim_for_sparsity(st["anchor_sparsity"], D)
+    charged = len(moments.second) if slice_head else len(moments.second) - 1
+    t0 = time.perf_counter()
+    bases = semi_bases(moments.second, moments.cross, anchor, charged)
+    timing = {"semi_bases": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    dev = next(model.parameters()).device
+    per: list[float] = []
+    for ids in tqdm(torch.split(eval_ids, st["batch_size"]), desc="ours JVP", disable=not progress):
+        ids = ids.to(dev)
+        z, dz = linearised_logits(model, ids, bases)
+        dl = next_token_ce(z + dz, ids) - next_token_ce(z, ids)  # [b, pos-1]
+        per += dl.double().mean(1).tolist()
+        del z, dz
+    timing["jvp"] = time.perf_counter() - t0
+    return OursTables(hidden=D, anchor_dim=anchor, window_dl=per, settings=st, timing=timing)
+
+
+def _ours(dense: DenseMetrics, dim: int, tables: Any) -> Prediction:
+    t: OursTables = tables
+    if t.hidden != dense.hidden:
+        raise UsageError(f"ours tables are for width {t.hidden}, the model has {dense.hidden}")
+    dl, sd = t.dloss(dim), t.log_sigma(dim)
+    pr = from_dloss(dense, dl)
+    pr.ppl_lo, pr.ppl_hi = dense.ppl * math.exp(dl - Z * sd), dense.ppl * math.exp(dl + Z * sd)
+    return pr
+
+
+register_predictor(Predictor("ours", _ours, "ΔL_J (s/s_J)^β: a dense JVP at s_J = 1/9, β from python-docs",
+                             needs="ours", shown=True, ours_for=("interleaved",), interval=True))
