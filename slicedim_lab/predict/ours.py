@@ -91,6 +91,15 @@ class OursTables:
         return self.dloss(dim) * math.hypot(self.rel_se(), math.log(s / self.anchor_sparsity)
                                             * self.settings["sigma_beta"])
 
+    def anchored_log_sigma(self, dim: int, anchor_dims: list[int], dloss: float) -> float:
+        """Standard deviation of ln PPL of the anchored prediction `dloss` at `dim`: the exponent's error
+        carried from the nearest anchor, ΔL·min_a |ln(s/s_a)|·σ_β (0 at an anchor and at full width)."""
+        s = 1 - dim / self.hidden
+        if s <= 0 or not anchor_dims:
+            return 0.0
+        far = min(abs(math.log(s / (1 - a / self.hidden))) for a in anchor_dims)
+        return abs(dloss) * far * self.settings["sigma_beta"]
+
     def save(self, path: str | Path) -> None:
         with atomic_file(path, "wb") as f:
             torch.save(asdict(self), f)

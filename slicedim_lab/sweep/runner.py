@@ -41,7 +41,7 @@ from ..load.models import LoadedModel, keep_first_layers, load_model
 from ..predict import Tables, predict, predict_point, stats_by_name
 from ..predict.anchor import anchored_ppl, make_anchors
 from ..predict.fisher import FisherTables, dense_moments, fisher_tables
-from ..predict.ours import OursTables, ours_tables
+from ..predict.ours import OursTables, Z, ours_tables
 from ..predict.registry import DenseMetrics, ours, predictor_names
 from ..schema import ESTIMATORS
 from ..viz.report import write_report
@@ -163,9 +163,11 @@ def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables:
     return add_predictions(row, dense, tables)
 
 
-def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measured: dict[int, float]) -> None:
+def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measured: dict[int, float],
+                 stats: Tables = None) -> None:
     """Set the headline predictor's anchored prediction (`predict/anchor.py`) on every row that has its loss
-    prediction, from the perplexities `measured` at `cfg.anchor_dims`; rows at an anchor are marked."""
+    prediction, from the perplexities `measured` at `cfg.anchor_dims`; rows at an anchor are marked. With
+    the `ours` statistics, the anchored `ours` also gets its 90% interval (`anchored_log_sigma`)."""
     head = ours(cfg.basis)
     name = schema.anchored(head)
     predicted = {int(r["dim"]): r[schema.dloss(head)] for r in rows if r.get(schema.dloss(head)) is not None}
@@ -178,6 +180,12 @@ def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measur
         r["anchor"] = d in cfg.anchor_dims
         if d in predicted and anchors:
             r[schema.pred("ppl", name)] = anchored_ppl(dense.ppl, predicted[d], d, anchors)
+            own = stats_by_name(stats).get("ours") if head == "ours" else None
+            if own is not None:
+                dl = math.log(r[schema.pred("ppl", name)] / dense.ppl)
+                sd = own.anchored_log_sigma(d, [a.dim for a in anchors], dl)
+                r[schema.lo("ppl", name)] = dense.ppl * math.exp(dl - Z * sd)
+                r[schema.hi("ppl", name)] = dense.ppl * math.exp(dl + Z * sd)
             if r.get(schema.measured("ppl")) is not None:
                 r[schema.err(name)] = 100 * (r[schema.pred("ppl", name)] / r[schema.measured("ppl")] - 1)
 
@@ -345,7 +353,7 @@ class SweepRunner:
             self.log(point_line(self.measure(d, s)))
         self.rows = [add_predictions(r, self.dense, self.stats) for r in self.rows]
         if self.cfg.anchor_dims:
-            add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl())
+            add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl(), self.stats)
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
             if report:
@@ -368,7 +376,7 @@ class SweepRunner:
                 if d not in self.measured():
                     self.log(f"anchor d'={d}: measuring it for real")
                     self.measure(d)
-            add_anchored(rows + extra, self.dense, self.cfg, self.measured_ppl())
+            add_anchored(rows + extra, self.dense, self.cfg, self.measured_ppl(), self.stats)
         return rows
 
     def measured_ppl(self) -> dict[int, float]:
@@ -396,7 +404,7 @@ def refresh_predictions(out: str | Path) -> list[dict]:
         add_predictions(r, dense, tables)
     cfg = SweepConfig(**settings)
     if cfg.anchor_dims:
-        add_anchored(rows, dense, cfg, {int(r["dim"]): r[schema.measured("ppl")] for r in rows})
+        add_anchored(rows, dense, cfg, {int(r["dim"]): r[schema.measured("ppl")] for r in rows}, tables)
     write_rows(out, rows, columns(cfg))
     return sorted(rows, key=lambda r: -r["dim"])
 

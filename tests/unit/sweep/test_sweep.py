@@ -232,6 +232,8 @@ def test_anchored_headline_and_measured_intervals(tmp_path, lm) -> None:
     assert by[48]["anchor"] and not by[40]["anchor"]
     assert by[48][schema.pred("ppl", head)] == pytest.approx(by[48]["ppl_measured"], rel=1e-9)
     assert by[40][schema.pred("ppl", head)] > 0 and schema.err(head) in by[56]
+    lo, hi = by[40][schema.lo("ppl", head)], by[40][schema.hi("ppl", head)]
+    assert lo < by[40][schema.pred("ppl", head)] < hi  # the anchored ours states its interval too
     for r in rows:
         assert r["ppl_lo_measured"] <= r["ppl_measured"] <= r["ppl_hi_measured"]
     header = (out / "results.csv").read_text().splitlines()[0].split(",")

@@ -1,0 +1,77 @@
+"""predict/ours.py: the JVP is the derivative of the dense replay along the increments; the closed form,
+its interval and the anchored interval behave as documented."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from slicedim_lab.core.replay import run_sites
+from slicedim_lab.load.models import tiny_model
+from slicedim_lab.predict import predict_point
+from slicedim_lab.predict.fisher import dense_moments, semi_bases
+from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, _increment, linearised_logits, ours_tables
+from slicedim_lab.predict.registry import DenseMetrics
+
+G = torch.Generator().manual_seed(0)
+CAL = torch.randint(0, 256, (3, 16), generator=G)
+EV = torch.randint(0, 256, (2, 16), generator=G)
+
+
+def _fd(model, bases, eps: float) -> torch.Tensor:
+    """(logits with every increment scaled by eps injected into the residual − dense logits) / eps."""
+    charged, prev = len(bases), {}
+
+    def step(s: int, x: torch.Tensor) -> torch.Tensor:
+        if s >= charged:
+            return x
+        d = _increment(x, prev.get(s - 1), bases[s], bases[s - 1] if s else None)
+        prev[s] = x
+        return x + eps * d
+
+    with torch.no_grad():
+        _, moved = run_sites(model, EV, project=step)
+        _, dense = run_sites(model, EV)
+    return (moved - dense) / eps
+
+
+def test_jvp_is_the_derivative_along_the_increments() -> None:
+    model = tiny_model("llama", seed=1, dtype=torch.float64)
+    dm = dense_moments(model, CAL, progress=False)
+    bases = semi_bases(dm.second, dm.cross, 40, len(dm.second) - 1)
+    z, dz = linearised_logits(model, EV, bases)
+    with torch.no_grad():
+        torch.testing.assert_close(z, model(input_ids=EV).logits)
+    rel = [((_fd(model, bases, e) - dz).abs().max() / dz.abs().max()).item() for e in (1e-2, 1e-3)]
+    # finite differences converge to the JVP linearly in eps (HF norms compute in float32, which limits
+    # how small eps can go)
+    assert rel[1] < 0.3 * rel[0] and rel[1] < 5e-3, rel
+
+
+def test_closed_form_and_intervals() -> None:
+    t = OursTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2, 0.15, 0.15], settings=dict(OURS_SETTINGS))
+    beta = OURS_SETTINGS["beta"]
+    assert t.dloss_anchor == pytest.approx(0.15) and t.dloss(576) == 0.0 and t.log_sigma(576) == 0.0
+    assert t.dloss(400) == pytest.approx(0.15 * ((1 - 400 / 576) / (1 / 9)) ** beta)
+    assert 0 < t.rel_se() < 0.3
+    dense = DenseMetrics(ppl=13.5, acc=0.47, hidden=576, mc_acc=0.9, mc_chance=0.25)
+    row = predict_point(dense, 400, {"ours": t})
+    ppl, lo, hi = row["ppl_pred_ours"], row["ppl_lo_ours"], row["ppl_hi_ours"]
+    assert ppl == pytest.approx(13.5 * math.exp(t.dloss(400))) and lo < ppl < hi
+    assert math.log(hi / ppl) == pytest.approx(1.6449 * t.log_sigma(400), rel=1e-3)
+    assert "ppl_pred_fisher" not in row  # no Fisher tables given
+    # the anchored interval grows with the distance (in log s) from the nearest anchor, zero at it
+    assert t.anchored_log_sigma(400, [400], 0.6) == 0.0
+    assert 0 < t.anchored_log_sigma(344, [400], 0.9) < t.anchored_log_sigma(288, [400], 0.9)
+
+
+def test_tables_from_the_dense_model_only() -> None:
+    model = tiny_model("qwen2", seed=2, dtype=torch.float64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dm = dense_moments(model, CAL, progress=False)
+    t = ours_tables(model, EV, dm, progress=False)
+    assert t.anchor_dim == 56 and len(t.window_dl) == EV.shape[0]  # d' = 56 of 64 at s = 1/9
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert model.config._attn_implementation == "eager"  # restored after the forward-mode pass
