@@ -13,6 +13,7 @@ import slicedim_lab.sweep.runner as sweep
 from slicedim_lab import schema
 from slicedim_lab.cli import main
 from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
+from slicedim_lab.core.sites import model_sites
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import LoadedModel, tiny_model
 from slicedim_lab.predict.registry import ours
@@ -254,3 +255,16 @@ def test_predict_with_anchor_measures_it(lm) -> None:
     assert all(r[schema.pred("ppl", head)] > 0 for r in res["predictions"])
     with pytest.raises(UsageError, match="anchor widths must lie"):
         sweep.predict_only(cfg(anchor_dims=[64]), dims=[56], lm=lm, progress=False)
+
+
+@pytest.mark.parametrize("arch", ["phi", "gpt2"])
+def test_sweep_and_predict_follow_the_site_list(tmp_path, smol_tok, arch) -> None:
+    """Parallel (Phi-2: L+1 sites) and LayerNorm (GPT-2) families sweep and predict like the Llama ones."""
+    model = tiny_model(arch, seed=0, vocab_size=len(smol_tok))
+    lm = LoadedModel(model, smol_tok, f"tiny-{arch}", torch.device("cpu"))
+    rows = run_sweep(cfg(model=f"tiny-{arch}"), tmp_path / arch, dims=[64, 32], lm=lm, progress=False,
+                     report=False, log=lambda m: None)
+    r32 = {r["dim"]: r for r in rows}[32]
+    assert r32["ppl_measured"] > 0 and r32["ppl_pred_ours"] > 0 and r32["ppl_pred_fisher"] > 0
+    res = sweep.predict_only(cfg(model=f"tiny-{arch}"), dims=[48], lm=lm, progress=False)
+    assert res["n_sites"] == len(model_sites(model)) and res["predictions"][0]["ppl_pred_ours"] > 0
