@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slicedim_lab.predict.fisher import FisherTables  # noqa: E402
 from slicedim_lab.predict.registry import predictor_names  # noqa: E402
 from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
+from slicedim_lab.sweep.folder import load_stats  # noqa: E402
 from slicedim_lab.sweep.runner import run_sweep  # noqa: E402
 
 SPARSITIES = [0, 0.1, 0.2, 0.3, 0.4, 0.5]
@@ -66,10 +66,12 @@ def corpus_path(name: str, folder: Path) -> str:
     return str(path)
 
 
-def summarise(rows: list[dict], dense: dict, tables) -> dict:
+def summarise(rows: list[dict], dense: dict, tables, ours=None) -> dict:
     pts = [r for r in rows if 0.1 - 1e-9 <= r["sparsity"] <= 0.5 + 1e-9]
     table = {}
     for p in predictor_names():
+        if any(r.get(f"ppl_err_{p}") is None for r in pts):
+            continue  # e.g. `ours` on a dense-basis sweep
         e = [abs(r[f"ppl_err_{p}"]) for r in pts]
         a = [abs(r[f"acc_pred_{p}"] - r["acc_measured"]) for r in pts]
         m = [abs(r[f"mc_acc_pred_{p}"] - r["mc_acc_measured"]) for r in pts
@@ -79,6 +81,11 @@ def summarise(rows: list[dict], dense: dict, tables) -> dict:
                     "acc_mean_abs_pts": 100 * sum(a) / len(a), "acc_max_abs_pts": 100 * max(a)}
         if m:
             table[p].update(mc_mean_abs_pts=100 * sum(m) / len(m), mc_max_abs_pts=100 * max(m))
+    free = [r for r in pts if r.get("ppl_err_ours_anchored") is not None and not r.get("anchor")]
+    if free:  # the anchored headline, at the widths that were not its anchors
+        e = [abs(r["ppl_err_ours_anchored"]) for r in free]
+        table["ours_anchored"] = {"ppl_mean_abs_pct": sum(e) / len(e), "ppl_max_abs_pct": max(e),
+                                  "ppl_signed_pct": [r["ppl_err_ours_anchored"] for r in free]}
     for est in ("calibration", "cal_ratio"):
         e = [abs(r[f"ppl_err_est_{est}"]) for r in pts if r.get(f"ppl_err_est_{est}") is not None]
         if e:
@@ -89,13 +96,16 @@ def summarise(rows: list[dict], dense: dict, tables) -> dict:
     fisher_s = tables.seconds - semi_s
     measure_s = sum(r["seconds"] for r in pts)
     dense_s = dense.get("seconds", 0.0)
+    ours_s = sum(ours.timing.values()) if ours is not None else float("nan")
     return {"errors": table, "points": len(pts), "dims": [r["dim"] for r in pts], "dense": dense,
             "grad_heldout": tables.settings.get("grad_heldout", False),
             "cost": {"dense_eval_seconds": dense_s, "fisher_tables_seconds": fisher_s,
                      "semi_tables_seconds": semi_s, "semi_widths": len(tables.semi_dims),
                      "measure_seconds": measure_s, "measure_seconds_per_point": measure_s / max(len(pts), 1),
                      "ratio_fisher_over_measure": (dense_s + fisher_s) / (dense_s + measure_s),
-                     "ratio_all_predictors_over_measure": (dense_s + tables.seconds) / (dense_s + measure_s)}}
+                     "ratio_all_predictors_over_measure": (dense_s + tables.seconds) / (dense_s + measure_s),
+                     "ours_seconds": ours_s,
+                     "ratio_ours_over_one_point": ours_s / (measure_s / max(len(pts), 1))}}
 
 
 def main() -> None:
@@ -108,6 +118,7 @@ def main() -> None:
                     help="Fisher gradients on the PCA's own windows (default: held-out calibration windows)")
     ap.add_argument("--max-eval-windows", type=int, default=32)
     ap.add_argument("--mc-items", type=int, default=48)
+    ap.add_argument("--anchor-dims", default="", help="comma-separated anchor widths (e.g. 400)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_predict"))
     args = ap.parse_args()
@@ -119,15 +130,16 @@ def main() -> None:
     corpus = corpus_path(args.corpus, out / "corpora")
     cfg = SweepConfig(corpus=corpus, basis=args.basis, cal_samples=args.cal_samples, cal_seqlen=512,
                       eval_seqlen=512, max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
-                      grad_heldout=not args.grad_in_sample, mc_items=args.mc_items)
+                      grad_heldout=not args.grad_in_sample, mc_items=args.mc_items,
+                      anchor_dims=[int(d) for d in args.anchor_dims.split(",") if d.strip()])
     grads = args.grad_windows or args.cal_samples
     grads = f"{grads}i" if args.grad_in_sample else grads
     tag = f"{Path(args.corpus).stem}-{args.basis}-c{args.cal_samples}-g{grads}"
     folder = out / f"{tag}-e{args.max_eval_windows}-m{args.mc_items}"
     rows = run_sweep(cfg, folder, sparsities=SPARSITIES, device="cpu", progress=False)
-    tables = FisherTables.load(folder / "fisher.pt")
+    stats = load_stats(folder)
     dense = json.loads((folder / "dense.json").read_text())
-    res = summarise(rows, dense, tables)
+    res = summarise(rows, dense, stats["fisher"], stats["ours"])
     res.update(corpus=args.corpus, basis=args.basis, folder=str(folder))
     (folder / "bench.json").write_text(json.dumps(res, indent=1))
     print(f"\n{args.corpus} ({args.basis} slicing), dense PPL {dense['ppl']:.3f}, acc {dense['acc']:.4f}; "
@@ -150,6 +162,8 @@ def main() -> None:
           f"({c['measure_seconds_per_point']:.0f}s each)")
     print(f"ratio predict/measure: fisher {c['ratio_fisher_over_measure']:.2f}, all predictors "
           f"{c['ratio_all_predictors_over_measure']:.2f}")
+    print(f"ours (the whole curve, beyond the dense metrics) {c['ours_seconds']:.0f}s vs one measured point "
+          f"{c['measure_seconds_per_point']:.0f}s: ratio {c['ratio_ours_over_one_point']:.2f} (target <= 1)")
 
 
 if __name__ == "__main__":
