@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -33,7 +34,6 @@ from tqdm.auto import tqdm
 
 from ..core.nll import next_token_ce
 from ..core.replay import run_sites
-from ..core.widths import dim_for_sparsity
 from ..errors import UsageError
 from ..eval.uncertainty import LEVEL, bootstrap_means
 from ..files import atomic_file
@@ -109,6 +109,13 @@ class OursTables:
         return cls(**torch.load(path, weights_only=False))
 
 
+def anchor_dim(hidden: int, sparsity: float, round_interval: int = 8) -> int:
+    """d'_J = (1 − s_J)·D rounded to the nearest integer, then down to a multiple of `round_interval`
+    (512 of 576 at s_J = 1/9; `int()` alone would floor 511.99999 to 504)."""
+    d = round((1 - sparsity) * hidden)
+    return max(round_interval, d - d % round_interval) if hidden >= round_interval else max(1, d)
+
+
 def _increment(x: Float[Tensor, "*b d"], x_prev: Tensor | None, b: Tensor, b_prev: Tensor | None) -> Tensor:
     """δ = −(I−P)(x − (I−P_prev) x_prev), P = b bᵀ (x_prev None: site 0)."""
     u = x if x_prev is None else x - x_prev + (x_prev @ b_prev) @ b_prev.T
@@ -151,7 +158,11 @@ def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: Dense
     if moments.second is None or moments.cross is None:
         raise UsageError("ours needs the second and cross moments of the calibration windows")
     D = model.config.hidden_size
-    anchor = dim_for_sparsity(st["anchor_sparsity"], D)
+    anchor = anchor_dim(D, st["anchor_sparsity"])
+    if moments.tokens < D:
+        warnings.warn(f"ours: {moments.tokens} calibration tokens < width {D}: the moments are "
+                      "rank-deficient, the semi-interleaved bases an arbitrary pick and the anchor unreliable",
+                      stacklevel=2)
     charged = len(moments.second) if slice_head else len(moments.second) - 1
     t0 = time.perf_counter()
     bases = semi_bases(moments.second, moments.cross, anchor, charged)
