@@ -161,7 +161,7 @@ def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: Dense
     anchor = anchor_dim(D, st["anchor_sparsity"])
     if moments.tokens < D:
         warnings.warn(f"ours: {moments.tokens} calibration tokens < width {D}: the moments are "
-                      "rank-deficient, the semi-interleaved bases an arbitrary pick and the anchor unreliable",
+                      "rank-deficient and the semi-interleaved bases (and the anchor) unreliable",
                       stacklevel=2)
     charged = len(moments.second) if slice_head else len(moments.second) - 1
     t0 = time.perf_counter()
