@@ -4,7 +4,7 @@
 # The main job: a dimension sweep on the embedded default (interleaved SliceGPT at five widths, measured
 # beside the paper's law and our Fisher predictors), with the settings of docs/predictors.md's benchmark;
 # about 7 minutes on 2 CPU cores. It prints the side-by-side table and where runs/demo/report.html is.
-DEMO_CMD = slicedim sweep --model smollm2-135m-instruct --corpus python-docs --sparsities 0.1,0.2,0.3,0.4,0.5 --cal-samples 32 --grad-windows 16 --cal-seqlen 512 --eval-seqlen 512 --max-eval-windows 16 --mc-items 32 --out runs/demo --fresh
+DEMO_CMD = slicedim sweep --model smollm2-135m-instruct --corpus python-docs --sparsities 0.1,0.2,0.3,0.4,0.5 --cal-samples 32 --grad-windows 16 --cal-seqlen 512 --eval-seqlen 512 --max-eval-windows 16 --mc-items 32 --anchor-dims 400 --out runs/demo --fresh
 
 PYTHON ?= python3
 VENV := .venv
