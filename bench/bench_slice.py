@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
+from slicedim_lab.core.export import save_sliced
 from slicedim_lab.core.size import count_params, macs_per_token
-from slicedim_lab.core.slicing import save_sliced, slice_model
+from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
 from slicedim_lab.load.corpus import load_windows
 from slicedim_lab.load.models import load_model

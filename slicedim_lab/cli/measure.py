@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.export import save_sliced
 from ..core.sites import is_parallel, model_sites
 from ..core.size import macs_per_token, param_breakdown
-from ..core.slicing import save_sliced, slice_model
+from ..core.slicing import slice_model
 from ..core.widths import dim_for_sparsity, load_schedule, site_dims
 from ..errors import UsageError
 from ..eval.metrics import evaluate

@@ -12,27 +12,23 @@ computes the dense function up to rounding.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 from jaxtyping import Float, Int
-from safetensors import safe_open
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..adapters import Adapter, adapter_for
 from ..errors import UsageError
-from ..files import atomic_folder
+from .export import sliced_config
+from .folding import assign, centre, fold_reader, mean_free_basis, norm_fold, rotate_writer
 from .modeling_sliced import (
     DimRMSNorm,
     MapBackNorm,
-    SlicedConfig,
     SlicedDecoderLayer,
     SlicedForCausalLM,
     _resized,
@@ -42,71 +38,6 @@ from .nll import next_token_ce
 from .pca import SitePCA, pca, random_rotation, second_moment
 from .replay import layer0_inputs
 from .sites import LayerSites, check_sites, is_parallel, layers_of, sites_for
-
-# ----------------------------------------------------------------------------- weight transforms
-
-
-def _assign(lin: nn.Module, weight: Tensor, bias: Tensor | None, like: nn.Module) -> None:
-    dt, dev = like.weight.dtype, like.weight.device
-    lin.weight = nn.Parameter(weight.to(dev, dt).contiguous(), requires_grad=False)
-    if bias is not None:
-        lin.bias = nn.Parameter(bias.to(dev, dt).contiguous(), requires_grad=False)
-
-
-def _w(lin: nn.Module, transposed: bool) -> Tensor:
-    """A linear map's weight as out x in float64 (a transposed Conv1D stores in x out)."""
-    w = lin.weight.double()
-    return w.T if transposed else w
-
-
-def _norm_fold(norm: nn.Module, adapter: Adapter) -> tuple[Tensor, Tensor | None]:
-    """The scale (norm_offset + weight) and the bias (LayerNorm's, else None) a norm hands to its readers."""
-    w = getattr(norm, "weight", None)
-    w = torch.ones(norm.normalized_shape) if w is None else w.detach()
-    scale = w + adapter.norm_offset if adapter.norm_offset else w
-    b = getattr(norm, "bias", None)
-    return scale, None if b is None else b.detach()
-
-
-def _fold_reader(lin: nn.Module, fold: tuple[Tensor, Tensor | None], basis: Tensor,
-                 transposed: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Reader of a normalised residual: absorb the norm's scale (and bias: W b joins the reader's bias), then
-    read in the site's basis."""
-    scale, shift = fold
-    w0 = _w(lin, transposed)
-    w = w0 * scale.double().to(w0.device)[None, :]
-    bias = lin.bias
-    if shift is not None:
-        extra = w0 @ shift.double().to(w0.device)
-        bias = extra if bias is None else bias.double() + extra
-    return w @ basis.to(w.device), bias
-
-
-def _centre(w: Tensor, centred: bool) -> Tensor:
-    """A writer's output made mean-free along the residual (its first dim) when the stream must be."""
-    return w - w.mean(0, keepdim=True) if centred else w
-
-
-def _rotate_writer(lin: nn.Module, basis: Tensor, centred: bool = False,
-                   transposed: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Writer into the residual: emit coordinates in the site's basis (mean-free first, for LayerNorm)."""
-    b = basis.to(lin.weight.device)
-    w = _centre(_w(lin, transposed), centred)
-    bias = None if lin.bias is None else _centre(lin.bias.double()[:, None], centred)[:, 0]
-    return b.T @ w, None if bias is None else bias @ b
-
-
-def _mean_free_basis(basis: Tensor) -> Tensor:
-    """A kept basis (d < D) made exactly orthogonal to the all-ones direction, which a mean-free stream never
-    uses: PCA puts it last, but rounding or a rank-deficient calibration can mix it into kept columns, and a
-    LayerNorm model's emulation needs P 1 = 0. The columns change by rounding only when already orthogonal."""
-    D, d = basis.shape
-    if d == D:
-        return basis
-    b = basis - basis.mean(0, keepdim=True)
-    q, r = torch.linalg.qr(b)
-    return q * torch.sign(torch.diagonal(r))[None, :]
-
 
 # ----------------------------------------------------------------------------- the algorithm
 
@@ -166,7 +97,7 @@ class _Run:
     def basis(self, p: SitePCA, site: int) -> Tensor:
         d = self.dims[site]
         b = p.basis(d, random_rotation(d, self.seed + site) if self.orientation == "random" else None)
-        return _mean_free_basis(b) if self.centred else b
+        return mean_free_basis(b) if self.centred else b
 
 
 def _check_inputs(
@@ -213,7 +144,7 @@ def _rotate(zs: list[Tensor], basis: Tensor, run: _Run) -> list[Tensor]:
 
 def _slice_table(embed: nn.Module, basis: Tensor, centred: bool) -> None:
     """An embedding table (tokens or positions) emits site 0's coordinates directly, in place."""
-    w = _centre(embed.weight.double().T, centred).T @ basis.to(embed.weight.device)
+    w = centre(embed.weight.double().T, centred).T @ basis.to(embed.weight.device)
     embed.weight = nn.Parameter(w.to(embed.weight.dtype).contiguous(), requires_grad=False)
     embed.embedding_dim = w.shape[1]
 
@@ -234,7 +165,7 @@ def _block_writer(dense: nn.Module, run: _Run) -> nn.Module:
     with torch.device("meta"):
         lin = _resized(dense, transposed=run.tr)
     D = lin.out_features
-    _assign(lin, *_rotate_writer(dense, torch.eye(D, dtype=torch.float64), run.centred, run.tr), dense)
+    assign(lin, *rotate_writer(dense, torch.eye(D, dtype=torch.float64), run.centred, run.tr), dense)
     return lin
 
 
@@ -253,19 +184,19 @@ def _slice_layer(
     (two for a sequential layer, one for a parallel one)."""
     a, dims = run.adapter, run.dims
     layer = layer.to(run.dev)
-    f_attn = _norm_fold(layer.get_submodule(a.attn_norm), a)
-    f_mlp = _norm_fold(layer.get_submodule(a.mlp_norm), a)
+    f_attn = norm_fold(layer.get_submodule(a.attn_norm), a)
+    f_mlp = norm_fold(layer.get_submodule(a.mlp_norm), a)
     dense = {p: layer.get_submodule(p) for p in (*a.attn_in, *a.mlp_in, a.attn_out, a.mlp_out)}
     shape = (dims[ls.inp], None if ls.parallel else dims[ls.mid], dims[ls.out])
     with torch.device("meta"):
         _shape_layer(layer, a, shape, run.D, run.eps)
         new = SlicedDecoderLayer(layer, a.layout(), shape, None)
     for p in a.attn_in:
-        _assign(new.get_submodule(p), *_fold_reader(dense[p], f_attn, b_in, run.tr), dense[p])
+        assign(new.get_submodule(p), *fold_reader(dense[p], f_attn, b_in, run.tr), dense[p])
     _set_module(new, a.attn_out, _block_writer(dense[a.attn_out], run))
     if ls.parallel:  # one site: attention and MLP both read the layer input, their writes are summed
         for p in a.mlp_in:
-            _assign(new.get_submodule(p), *_fold_reader(dense[p], f_mlp, b_in, run.tr), dense[p])
+            assign(new.get_submodule(p), *fold_reader(dense[p], f_mlp, b_in, run.tr), dense[p])
         _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
         zs = [(x + new.attn_delta(c, **kw) + new.mlp_delta(c)).to(run.offload)
               for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
@@ -281,7 +212,7 @@ def _slice_layer(
     cs = _rotate(zs, b_mid, run)
     # MLP block: its site
     for p in a.mlp_in:
-        _assign(new.get_submodule(p), *_fold_reader(dense[p], f_mlp, b_mid, run.tr), dense[p])
+        assign(new.get_submodule(p), *fold_reader(dense[p], f_mlp, b_mid, run.tr), dense[p])
     _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
     zs = [(c.to(run.dev) @ b_mid.T.to(run.dev, run.dtype) + new.mlp_delta(c.to(run.dev))).to(run.offload)
           for c in cs]
@@ -304,9 +235,9 @@ def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Tensor, sho
     """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's."""
     with torch.device("meta"):
         _set_module(new, path, _resized(dense, d_out=d_out, transposed=run.tr))
-    _assign(new.get_submodule(path), *_rotate_writer(dense, b_out, run.centred, run.tr), dense)
+    assign(new.get_submodule(path), *rotate_writer(dense, b_out, run.centred, run.tr), dense)
     if shortcut is not None:
-        _assign(shortcut, b_out.T @ b_in, None, dense)
+        assign(shortcut, b_out.T @ b_in, None, dense)
 
 
 def _slice_head(
@@ -317,7 +248,7 @@ def _slice_head(
     shared (or untouched) head; untied: the head reads the last site's coordinates, the norm's scale (and
     bias) folded in."""
     a = run.adapter
-    g_final, b_final = _norm_fold(model.get_submodule(a.final_norm), a)
+    g_final, b_final = norm_fold(model.get_submodule(a.final_norm), a)
     if run.keep_io:
         norm = MapBackNorm(run.D, run.eps, run.dims[-1], bias=b_final is not None).to(run.home, run.dtype)
         norm.weight.copy_(g_final)
@@ -330,16 +261,16 @@ def _slice_head(
         _set_module(model, a.final_norm, norm)
         if not run.tied:  # an untied head reading D: its own copy of the original weights
             head = nn.Linear(run.D, head_w.shape[0], bias=head_b is not None, device="meta")
-            _assign(head, head_w.double(), None if head_b is None else head_b.double(), norm)
+            assign(head, head_w.double(), None if head_b is None else head_b.double(), norm)
             _set_module(model, a.lm_head, head.to(run.home))
         return
     like = model.get_submodule(a.final_norm)
     _set_module(model, a.final_norm, DimRMSNorm(run.D, run.eps))
     head = nn.Linear(run.dims[-1], head_w.shape[0], bias=False, device="meta")
-    w, bias = _fold_reader(SimpleNamespace(weight=head_w, bias=head_b), (g_final, b_final), last_basis)
+    w, bias = fold_reader(SimpleNamespace(weight=head_w, bias=head_b), (g_final, b_final), last_basis)
     if bias is not None:
         head.bias = nn.Parameter(torch.empty(head_w.shape[0], device="meta"))
-    _assign(head, w, bias, like if hasattr(like, "weight") else model.get_submodule(a.embed))
+    assign(head, w, bias, like if hasattr(like, "weight") else model.get_submodule(a.embed))
     _set_module(model, a.lm_head, head.to(run.home))
 
 
@@ -363,35 +294,6 @@ def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
     if run.tied:
         sliced.get_submodule(a.lm_head).weight = sliced.get_input_embeddings().weight
     return sliced.to(run.home).eval()
-
-
-def sliced_config(
-    model: nn.Module, adapter: Adapter, dims: list[int], tied: bool, settings: dict,
-    keep_io: bool | None = None,
-) -> SlicedConfig:
-    """The config of a sliced model: the base config, the site widths, the adapter's layout and, per decoder
-    layer, the sites it reads and writes (so the exported modeling file never numbers sites itself)."""
-    cfg = model.config.to_dict()
-    base_type = cfg.pop("model_type")
-    for k in ("architectures", "auto_map", "tie_word_embeddings"):
-        cfg.pop(k, None)
-    layers = [ls.as_list() for ls in layers_of(sites_for(adapter, model.config.num_hidden_layers))]
-    head = model.get_submodule(adapter.lm_head)
-    keep_io = tied if keep_io is None else keep_io
-    head_bias = adapter.centred and not keep_io or getattr(head, "bias", None) is not None
-    extra = {**({"head_bias": True} if head_bias else {}), **({"keep_io": True} if keep_io != tied else {})}
-    return SlicedConfig(
-        base_model_type=base_type,
-        slicing={"site_dims": dims, "tied": tied, "layout": adapter.layout(), "layer_sites": layers,
-                 **extra, **settings},
-        tie_word_embeddings=tied,
-        architectures=["SlicedForCausalLM"],
-        auto_map={
-            "AutoConfig": "modeling_sliced.SlicedConfig",
-            "AutoModelForCausalLM": "modeling_sliced.SlicedForCausalLM",
-        },
-        **cfg,
-    )
 
 
 @torch.no_grad()
@@ -449,7 +351,7 @@ def slice_model(
         bases += bs
         if run.keep_io and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then basis 0
             new.input_map = nn.Linear(run.D, dims[0], bias=False, device="meta")
-            _assign(new.input_map, _centre(bases[0], run.centred).T, None, new.attn_shortcut)
+            assign(new.input_map, centre(bases[0], run.centred).T, None, new.attn_shortcut)
         layers[ls.layer] = new.to(home)
 
     _slice_head(model, run, head_w, head_b, bases[-1], pcas[-1])
@@ -494,52 +396,3 @@ def _cal_loss(sliced: nn.Module, adapter: Adapter, cs: list[Tensor], cal_ids: Te
         total += ce.double().sum().item()
         count += ce.numel()
     return total / count
-
-
-# ----------------------------------------------------------------------------- size, save, load
-
-
-MODELING_FILE = Path(__file__).with_name("modeling_sliced.py")
-
-
-def save_sliced(
-    model: SlicedForCausalLM, folder: str | Path, tokenizer=None, overwrite: bool = False
-) -> Path:
-    """safetensors + config (dims, settings, layout) + the self-contained modeling file, written to a temp
-    folder and renamed into place, so a failure leaves nothing half-written."""
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise UsageError(f"output folder {folder} exists (use --overwrite)")
-
-    def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        shutil.copy(MODELING_FILE, tmp / "modeling_sliced.py")
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        (tmp / "slicing.json").write_text(json.dumps(model.config.slicing, indent=1))
-
-    return atomic_folder(folder, write, replace=True)
-
-
-def load_sliced(
-    folder: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
-) -> SlicedForCausalLM:
-    """Load a saved sliced model (no slicing flags needed); wrong weight shapes give a clear UsageError."""
-    folder = Path(folder)
-    if not (folder / "config.json").exists():
-        raise UsageError(f"{folder} is not a saved sliced model (no config.json)")
-    cfg = SlicedConfig.from_pretrained(folder)
-    with torch.device("meta"):
-        skeleton = SlicedForCausalLM(cfg)
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    for f in sorted(folder.glob("*.safetensors")):
-        with safe_open(f, "pt") as st:
-            for k in st.keys():
-                shape = tuple(st.get_slice(k).get_shape())
-                if k in expected and expected[k] != shape:
-                    raise UsageError(
-                        f"{folder}: weight {k} has shape {shape} but the config's site widths "
-                        f"imply {expected[k]}"
-                    )
-    model = SlicedForCausalLM.from_pretrained(folder, dtype=dtype or cfg.dtype)
-    return model.to(device).eval()

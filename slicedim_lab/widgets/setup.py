@@ -1,5 +1,5 @@
 """The setup the model notebooks share: load the model (optionally only its first layers) and pick its
-windows as a sweep picks them (`sweep.runner.load_inputs`), so the held-out gradient windows never overlap
+windows as a sweep picks them (`sweep.inputs.load_inputs`), so the held-out gradient windows never overlap
 the PCA's calibration windows."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from ..core.sites import model_sites
 from ..core.size import count_params
 from ..load.models import LoadedModel, keep_first_layers, load_model
 from ..sweep.config import SweepConfig
-from ..sweep.runner import load_inputs
+from ..sweep.inputs import load_inputs
 
 
 @dataclass

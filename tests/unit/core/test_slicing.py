@@ -8,9 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from slicedim_lab.core.export import load_sliced, save_sliced
 from slicedim_lab.core.sites import is_parallel, model_sites
 from slicedim_lab.core.size import count_params, param_breakdown
-from slicedim_lab.core.slicing import load_sliced, save_sliced, slice_model
+from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import dim_for_sparsity, site_dims
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import TINY_ARCHS, tiny_model
