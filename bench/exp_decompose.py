@@ -105,9 +105,12 @@ def main():
         meas = math.log(json.loads(pt.read_text())["ppl"] / dense["ppl"]) if pt.exists() else float("nan")
         m = {k: sum(v) / len(v) for k, v in per.items() if k != "seconds"}
         fs = res.get("fisher", {}).get(name, {})
-        print(f"{name}: measured dL {meas:.3f} | fisher inc {fs.get('inc', float('nan')):.3f} coh "
-              f"{fs.get('coh', float('nan')):.3f} | jvp ce {m['ce']:.3f} kl {m['kl']:.3f} quad {m['quad']:.3f}"
-              f" [{per['seconds']:.0f}s]", flush=True)
+        print(
+            f"{name}: measured dL {meas:.3f} | fisher inc {fs.get('inc', float('nan')):.3f} coh "
+            f"{fs.get('coh', float('nan')):.3f} | jvp ce {m['ce']:.3f} kl {m['kl']:.3f} quad {m['quad']:.3f}"
+            f" [{per['seconds']:.0f}s]",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,27 @@
 """Increment-injected JVP vs the linearised sliced model (tangent cut at every site), exact CE at z+Δz.
 
-    .venv/bin/python bench/exp_linearised.py CORPUS --dims 288,512 --windows 2 [--kind semi|true]
+.venv/bin/python bench/exp_linearised.py CORPUS --dims 288,512 --windows 2 [--kind semi|true]
 """
-import argparse, json, time
+
+import argparse
+import json
+import time
+
 import torch
 from lab_common import folder, load, need
 from ours_lab import jvp_logits, token_losses_at
 
 ap = argparse.ArgumentParser()
-ap.add_argument("corpus"); ap.add_argument("--dims", default="288,512"); ap.add_argument("--windows", type=int, default=2)
-ap.add_argument("--kind", default="semi"); ap.add_argument("--first", type=int, default=0)
+ap.add_argument("corpus")
+ap.add_argument("--dims", default="288,512")
+ap.add_argument("--windows", type=int, default=2)
+ap.add_argument("--kind", default="semi")
+ap.add_argument("--first", type=int, default=0)
 a = ap.parse_args()
 out = folder(a.corpus)
 inp, cfg = load(a.corpus, threads=1)
 model = inp.model
-pick = need("spread")(inp.grad_ids.shape[0], 8)[a.first: a.first + a.windows]
+pick = need("spread")(inp.grad_ids.shape[0], 8)[a.first : a.first + a.windows]
 ids_all = inp.grad_ids[pick]
 f = out / "linearised.json"
 res = json.loads(f.read_text()) if f.exists() else {}

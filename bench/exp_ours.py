@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 
 from lab_common import DIMS, folder, load
 from ours import OURS_SETTINGS, ours_anchor, predict, predict_anchored
@@ -51,18 +50,28 @@ def main():
     pred = {r["dim"]: r for r in predict(anchor, ppl0, list(meas))}
     anch = None
     if 400 in meas:
-        anch = {r["dim"]: r for r in predict_anchored(400, math.log(meas[400]["ppl"] / ppl0), D, ppl0, list(meas))}
+        anch = {
+            r["dim"]: r for r in predict_anchored(400, math.log(meas[400]["ppl"] / ppl0), D, ppl0, list(meas))
+        }
     dec = out / "decompose.json"
     fsemi = {}
     if dec.exists():
         fs = json.loads(dec.read_text()).get("fisher", {})
-        fsemi = {int(k.split("_")[1]): ppl0 * math.exp(v["inc"]) for k, v in fs.items() if k.startswith("semi_")}
+        fsemi = {
+            int(k.split("_")[1]): ppl0 * math.exp(v["inc"]) for k, v in fs.items() if k.startswith("semi_")
+        }
     for d in sorted(meas, reverse=True):
         m = meas[d]["ppl"]
-        r = {"dim": d, "ppl_measured": m, "paper_err": 100 * (paper_ppl(ppl0, D, d) / m - 1),
-             "ours": pred[d]["ppl"], "ours_err": 100 * (pred[d]["ppl"] / m - 1),
-             "ours_lo": pred[d]["ppl_lo"], "ours_hi": pred[d]["ppl_hi"],
-             "covered": pred[d]["ppl_lo"] <= m <= pred[d]["ppl_hi"]}
+        r = {
+            "dim": d,
+            "ppl_measured": m,
+            "paper_err": 100 * (paper_ppl(ppl0, D, d) / m - 1),
+            "ours": pred[d]["ppl"],
+            "ours_err": 100 * (pred[d]["ppl"] / m - 1),
+            "ours_lo": pred[d]["ppl_lo"],
+            "ours_hi": pred[d]["ppl_hi"],
+            "covered": pred[d]["ppl_lo"] <= m <= pred[d]["ppl_hi"],
+        }
         if d in fsemi:
             r["fisher_semi_err"] = 100 * (fsemi[d] / m - 1)
         if anch is not None and d != 400:
@@ -70,22 +79,40 @@ def main():
             r["anchored_covered"] = anch[d]["ppl_lo"] <= m <= anch[d]["ppl_hi"]
         rows.append(r)
     errs = [abs(r["ours_err"]) for r in rows]
-    res = {"corpus": args.corpus, "dense_ppl": ppl0, "settings": OURS_SETTINGS, "timing": anchor["timing"],
-           "anchor_dl": sum(anchor["window_dl"]) / len(anchor["window_dl"]), "rows": rows,
-           "ours_mean_abs": sum(errs) / len(errs) if errs else None, "ours_max_abs": max(errs) if errs else None,
-           "every_dim": every,
-           "point_seconds": {d: meas[d]["slice_seconds"] + meas[d]["eval_seconds"] for d in meas}}
+    res = {
+        "corpus": args.corpus,
+        "dense_ppl": ppl0,
+        "settings": OURS_SETTINGS,
+        "timing": anchor["timing"],
+        "anchor_dl": sum(anchor["window_dl"]) / len(anchor["window_dl"]),
+        "rows": rows,
+        "ours_mean_abs": sum(errs) / len(errs) if errs else None,
+        "ours_max_abs": max(errs) if errs else None,
+        "every_dim": every,
+        "point_seconds": {d: meas[d]["slice_seconds"] + meas[d]["eval_seconds"] for d in meas},
+    }
     (out / "ours.json").write_text(json.dumps(res, indent=1))
-    print(f"{args.corpus}: dense PPL {ppl0:.3f}; anchor dL(512) {res['anchor_dl']:.4f}; timing {anchor['timing']}")
-    print(f"{'d':>4} {'measured':>9} {'paper%':>8} {'fsemi%':>8} {'ours':>8} {'ours%':>7} {'90% interval':>18} "
-          f"{'anch400%':>9}")
+    print(
+        f"{args.corpus}: dense PPL {ppl0:.3f}; anchor dL(512) {res['anchor_dl']:.4f}; "
+        f"timing {anchor['timing']}"
+    )
+    print(
+        f"{'d':>4} {'measured':>9} {'paper%':>8} {'fsemi%':>8} {'ours':>8} {'ours%':>7} "
+        f"{'90% interval':>18} {'anch400%':>9}"
+    )
     for r in rows:
-        print(f"{r['dim']:>4} {r['ppl_measured']:>9.3f} {r['paper_err']:>+8.1f} {r.get('fisher_semi_err', float('nan')):>+8.1f} "
-              f"{r['ours']:>8.3f} {r['ours_err']:>+7.1f} [{r['ours_lo']:>7.2f},{r['ours_hi']:>7.2f}]"
-              f"{'*' if r['covered'] else ' '} {r.get('anchored_err', float('nan')):>+9.1f}")
+        print(
+            f"{r['dim']:>4} {r['ppl_measured']:>9.3f} {r['paper_err']:>+8.1f} "
+            f"{r.get('fisher_semi_err', float('nan')):>+8.1f} "
+            f"{r['ours']:>8.3f} {r['ours_err']:>+7.1f} [{r['ours_lo']:>7.2f},{r['ours_hi']:>7.2f}]"
+            f"{'*' if r['covered'] else ' '} {r.get('anchored_err', float('nan')):>+9.1f}"
+        )
     if errs:
-        print(f"ours mean |err| {res['ours_mean_abs']:.1f}%, max {res['ours_max_abs']:.1f}%  (* = measured inside "
-              "the 90% interval)")
+        print(
+            f"ours mean |err| {res['ours_mean_abs']:.1f}%, max {res['ours_max_abs']:.1f}%  "
+            "(* = measured inside "
+            "the 90% interval)"
+        )
 
 
 if __name__ == "__main__":

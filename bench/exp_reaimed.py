@@ -1,14 +1,21 @@
 """Linearised interleaved slicing with re-aimed bases (ours_lab.reaimed_jvp_losses) on the JVP windows.
 
-    .venv/bin/python bench/exp_reaimed.py CORPUS --dims 288 --windows 8
+.venv/bin/python bench/exp_reaimed.py CORPUS --dims 288 --windows 8
 """
-import argparse, json, math, time
+
+import argparse
+import json
+import math
+import time
+
 import torch
 from lab_common import folder, load, need
 from ours_lab import reaimed_jvp_losses
 
 ap = argparse.ArgumentParser()
-ap.add_argument("corpus"); ap.add_argument("--dims", default="288"); ap.add_argument("--windows", type=int, default=8)
+ap.add_argument("corpus")
+ap.add_argument("--dims", default="288")
+ap.add_argument("--windows", type=int, default=8)
 ap.add_argument("--groups", type=int, default=2)
 a = ap.parse_args()
 out = folder(a.corpus)
@@ -30,5 +37,10 @@ for d in [int(x) for x in a.dims.split(",")]:
     f.write_text(json.dumps(res, indent=1))
     pt = out / f"point_{d}.json"
     meas = math.log(json.loads(pt.read_text())["ppl"] / dense["ppl"]) if pt.exists() else float("nan")
-    print(d, f"measured {meas:.3f} reaimed ce {sum(ce)/len(ce):.3f} kl {sum(kl)/len(kl):.3f}", [round(x, 3) for x in ce],
-          f"[{r['seconds']:.0f}s]", flush=True)
+    print(
+        d,
+        f"measured {meas:.3f} reaimed ce {sum(ce) / len(ce):.3f} kl {sum(kl) / len(kl):.3f}",
+        [round(x, 3) for x in ce],
+        f"[{r['seconds']:.0f}s]",
+        flush=True,
+    )

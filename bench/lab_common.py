@@ -26,7 +26,8 @@ if not (_PKG / "slicedim_lab").exists():
     import subprocess
 
     _PKG.mkdir(parents=True, exist_ok=True)
-    subprocess.run(f"git -C {ROOT} archive {PKG_COMMIT} slicedim_lab | tar -x -C {_PKG}", shell=True, check=True)
+    archive = f"git -C {ROOT} archive {PKG_COMMIT} slicedim_lab | tar -x -C {_PKG}"
+    subprocess.run(archive, shell=True, check=True)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(_PKG))
 _PKG_OK = (_PKG / "slicedim_lab").exists()

@@ -29,8 +29,6 @@ import math
 import time
 
 import torch
-
-from lab_common import need
 from ours_lab import dense_moments, jvp_logits, semi_bases, token_losses_at
 
 OURS_SETTINGS = {

@@ -9,7 +9,8 @@ Pieces
 - `dense_moments`: per-site uncentred second moments H_s and neighbour cross moments C_s = Σ x_sᵀx_{s−1}
   of the dense residual stream on the calibration windows (one dense forward).
 - `semi_bases` (from the package): semi-interleaved bases at a width, from H and C only.
-- `increment(s, x_s, x_{s−1}, B_s, B_{s−1})`: δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}), the perturbation site s
+- `increment(s, x_s, x_{s−1}, B_s, B_{s−1})`: δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}), the perturbation
+  site s
   newly adds (PAPER.md), for any bases.
 - `jvp_logits`: ONE forward-mode pass of the dense model in which, at every site s, the increment δ_s of the
   dense residual is added to the TANGENT (the primal stays the dense model): returns the dense logits z and
@@ -79,7 +80,8 @@ def _jvp(model, ids, bases, charged, adapter, layers, norm, head, layer0_inputs,
          mode="increment"):
     """mode "increment": add δ_s (from dense x only) to the tangent, which is never projected;
     mode "linearised": the tangent itself is cut at every site, e_s = P_s t_s − (I−P_s)x_s — the first-order
-    expansion of the sliced model around the dense trajectory (dense primal; only the tangent is projected)."""
+    expansion of the sliced model around the dense trajectory (dense primal; only the tangent is
+    projected)."""
     x0, kw = layer0_inputs(model, adapter, ids)
     charged = len(bases) if charged is None else charged
     dt = x0.dtype
