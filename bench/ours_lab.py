@@ -10,8 +10,7 @@ Pieces
   of the dense residual stream on the calibration windows (one dense forward).
 - `semi_bases` (from the package): semi-interleaved bases at a width, from H and C only.
 - `increment(s, x_s, x_{s−1}, B_s, B_{s−1})`: δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}), the perturbation
-  site s
-  newly adds (PAPER.md), for any bases.
+  site s newly adds (PAPER.md), for any bases.
 - `jvp_logits`: ONE forward-mode pass of the dense model in which, at every site s, the increment δ_s of the
   dense residual is added to the TANGENT (the primal stays the dense model): returns the dense logits z and
   the linearised logit change Δz = Σ_s J_s δ_s (all positions, all paths through attention).
