@@ -71,12 +71,16 @@ class OursTables:
         return 1 - self.anchor_dim / self.hidden
 
     def rel_se(self) -> float:
-        """Bootstrap relative standard error of ΔL_J over the eval windows."""
-        w = torch.tensor(self.window_dl, dtype=torch.float64)
-        if w.numel() < 2 or float(w.mean()) == 0:
-            return 0.0
-        b = bootstrap_means(w, self.settings["bootstrap"], self.settings["seed"])
-        return float(b.std() / w.mean())
+        """Bootstrap relative standard error of ΔL_J over the eval windows (resampled once, then kept: every
+        width's interval and every slider move reads it)."""
+        if "_rel_se" not in self.__dict__:
+            w = torch.tensor(self.window_dl, dtype=torch.float64)
+            se = 0.0
+            if w.numel() >= 2 and float(w.mean()) != 0:
+                b = bootstrap_means(w, self.settings["bootstrap"], self.settings["seed"])
+                se = float(b.std() / w.mean())
+            self.__dict__["_rel_se"] = se
+        return self.__dict__["_rel_se"]
 
     def dloss(self, dim: int) -> float:
         """ΔL(d') = ΔL_J (s/s_J)^β (0 at full width)."""
