@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from ..adapters import adapter_for
 from ..core.nll import next_token_ce
-from ..core.pca import SitePCA, pca, second_moment
+from ..core.pca import SitePCA, pca
 from ..core.replay import run_sites
 from ..core.sites import model_sites
 from ..errors import UsageError
@@ -207,8 +207,8 @@ def _semi_q(
 @dataclass
 class DenseMoments:
     """One dense pass over calibration windows: per-site second moments H_s = Σ x_sᵀx_s, neighbour cross
-    moments C_s = Σ x_sᵀx_{s−1} (s ≥ 1; the semi-interleaved bases need them), float64, and the summed
-    next-token loss over `tokens` predicted tokens."""
+    moments C_s = Σ x_sᵀx_{s−1} (s ≥ 1; the semi-interleaved bases need them), summed in float64, and the
+    summed next-token loss over `tokens` predicted tokens (NaN when the pass skipped the head)."""
 
     second: list[Float[Tensor, "d d"]] | None
     cross: list[Float[Tensor, "d d"]] | None
@@ -216,10 +216,25 @@ class DenseMoments:
     tokens: int
 
 
+def _gram(a: Float[Tensor, "b p d"], b: Float[Tensor, "b p d"]) -> Float[Tensor, "d d"]:
+    """Σ aᵀb over one batch's tokens: the product in the compute precision (float32 at least, float64 for a
+    float64 model), returned in float64 for the sum over batches (a batch sums ≤ a few thousand tokens, so
+    float32 products keep ~1e-6 relative; half the time of float64 ones on a CPU)."""
+    dt = torch.promote_types(a.dtype, torch.float32)
+    fa, fb = (rearrange(t.to(dt), "b p d -> (b p) d") for t in (a, b))
+    return (fa.T @ fb).double()
+
+
+def _add(acc: list[Tensor] | None, new: list[Tensor]) -> list[Tensor]:
+    return new if acc is None else [a + b for a, b in zip(acc, new)]
+
+
 @torch.no_grad()
 def dense_moments(model: nn.Module, cal_ids: Int[Tensor, "n pos"], batch_size: int = 2, *,
-                  second: bool = True, cross: bool = True, progress: bool = True) -> DenseMoments:
-    """`DenseMoments` of `model` on `cal_ids` (the moments only if asked for; the loss always)."""
+                  second: bool = True, cross: bool = True, logits: bool = True,
+                  progress: bool = True) -> DenseMoments:
+    """`DenseMoments` of `model` on `cal_ids` (the moments only if asked for; the loss unless `logits` is
+    False — `ours` needs only the moments, and the head is a tenth of the pass)."""
     adapter = adapter_for(model)
     dev = next(model.parameters()).device
     nll, count = 0.0, 0
@@ -227,17 +242,14 @@ def dense_moments(model: nn.Module, cal_ids: Int[Tensor, "n pos"], batch_size: i
     crosses: list[Tensor] | None = None
     for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
         ids = ids.to(dev)
-        sites, logits = run_sites(model, ids, adapter, logits=True)
-        nll += next_token_ce(logits, ids).double().sum().item()
+        sites, out = run_sites(model, ids, adapter, logits=logits)
+        nll += next_token_ce(out, ids).double().sum().item() if logits else math.nan
         count += ids[:, 1:].numel()
         if second:
-            ms = [second_moment(x) for x in sites]
-            moments = ms if moments is None else [a + b for a, b in zip(moments, ms)]
+            moments = _add(moments, [_gram(x, x) for x in sites])
         if cross:
-            flat = [rearrange(x.double(), "b p d -> (b p) d") for x in sites]
-            cs = [flat[s].T @ flat[s - 1] for s in range(1, len(flat))]
-            crosses = cs if crosses is None else [a + b for a, b in zip(crosses, cs)]
-        del sites, logits
+            crosses = _add(crosses, [_gram(sites[s], sites[s - 1]) for s in range(1, len(sites))])
+        del sites, out
     return DenseMoments(moments, crosses, nll, count)
 
 
@@ -278,6 +290,8 @@ def fisher_tables(
     semi_dims = sorted({int(d) for d in semi_dims or [] if d < model.config.hidden_size})
     dm = moments or dense_moments(model, cal_ids, batch_size, second=pcas is None or bool(semi_dims),
                                   cross=bool(semi_dims), progress=progress)
+    if math.isnan(dm.nll_sum):
+        raise UsageError("the Fisher tables need dense moments with the calibration loss (logits=True)")
     moments, crosses, cal_nll, count = dm.second, dm.cross, dm.nll_sum, dm.tokens
     timing = {"dense_pass": time.perf_counter() - t0}
     pcas = pcas if pcas is not None else [pca(m) for m in moments]

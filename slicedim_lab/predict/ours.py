@@ -4,9 +4,9 @@
 
 - ΔL_J, a first-order anchor at the mild cut s_J (d'_J = SliceGPT's width for s_J): the exact mean
   cross-entropy increase CE(z + Δz, y) − CE(z, y) over every predicted token of the eval windows (y the true
-  next tokens), with z the dense logits and Δz the dense model's linearised logit change: ONE forward-mode
-  pass (JVP) of the dense model in which every charged site's increment
-  δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) (x the dense residual) is added to the tangent. P̃ are the
+  next tokens), with z the dense logits and Δz the dense model's linearised logit change: its derivative
+  (JVP, computed by a central difference of the dense model) along every charged site's increment at once,
+  δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) (x the dense residual). P̃ are the
   semi-interleaved bases at d'_J (`fisher.semi_bases`, from the dense moments of the calibration windows).
   The primal is the dense model; nothing sliced or projected runs.
 - β, the growth exponent of ΔL in s, fitted once on the python-docs tuning corpus (the only fitted constant).
@@ -26,7 +26,6 @@ from statistics import NormalDist
 from typing import Any
 
 import torch
-import torch.autograd.forward_ad as fwAD
 import torch.nn as nn
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -46,6 +45,7 @@ OURS_SETTINGS = {
     "beta": 1.44,  # least-squares slope of log ΔL_measured on log s, python-docs, d' = 512 … 288
     "sigma_beta": 0.10,  # prior standard error of β across corpora
     "batch_size": 2,
+    "fd_eps": 1e-2,  # step of the central difference that computes the linearisation (a numerical setting)
     "bootstrap": 2000,
     "seed": 0,
 }
@@ -128,31 +128,27 @@ def _increment(x: Float[Tensor, "*b d"], x_prev: Tensor | None, b: Tensor, b_pre
 
 @torch.no_grad()
 def linearised_logits(
-    model: nn.Module, ids: Int[Tensor, "b pos"], bases: list[Float[Tensor, "d k"]]
+    model: nn.Module, ids: Int[Tensor, "b pos"], bases: list[Float[Tensor, "d k"]], eps: float | None = None
 ) -> tuple[Float[Tensor, "b pos vocab"], Float[Tensor, "b pos vocab"]]:
-    """Dense logits z and the linearised logit change Δz of the increments of the charged sites (one basis
-    per charged site, in site order), from one forward-mode pass of the dense residual replay."""
-    charged, prev = len(bases), {}
+    """Dense logits z and the linearised logit change Δz = J·δ of the increments of the charged sites (one
+    basis per charged site, in site order), J the dense replay's derivative.
 
-    def inject(site: int, x: Tensor) -> Tensor:
-        p, t = fwAD.unpack_dual(x)
-        if site >= charged:
-            return x
-        b = bases[site].to(p)
-        d = _increment(p, prev.get(site - 1), b, bases[site - 1].to(p) if site else None)
-        prev[site] = p
-        return fwAD.make_dual(p, d if t is None else t + d)
+    δ_s comes from the dense residuals; Δz is the central difference (z(+εδ) − z(−εδ)) / 2ε of the dense
+    replay with ±εδ_s added at every charged site (ε = `fd_eps`, 1e-2): the directional derivative to O(ε²)
+    — within 4e-4 (relative, float32 SmolLM2) of the forward-mode JVP, which costs three times as much on a
+    CPU (eager attention, dual tensors). The ±1 %-scaled increments are a derivative probe, not a slice."""
+    eps = OURS_SETTINGS["fd_eps"] if eps is None else eps
+    charged = len(bases)
+    sites, z = run_sites(model, ids)
+    bs = [b.to(z) for b in bases]
+    deltas = [_increment(sites[s], sites[s - 1] if s else None, bs[s], bs[s - 1] if s else None)
+              for s in range(charged)]
+    del sites
 
-    old = model.config._attn_implementation
-    model.set_attn_implementation("eager")  # SDPA has no forward-mode derivative on CPU
-    try:
-        with fwAD.dual_level():
-            _, logits = run_sites(model, ids, project=inject)
-            z, dz = fwAD.unpack_dual(logits)
-            z, dz = z.clone(), (torch.zeros_like(z) if dz is None else dz.clone())
-    finally:
-        model.set_attn_implementation(old)
-    return z, dz
+    def shifted(step: float) -> Tensor:
+        return run_sites(model, ids, project=lambda s, x: x + step * deltas[s] if s < charged else x)[1]
+
+    return z, (shifted(eps) - shifted(-eps)) / (2 * eps)
 
 
 def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: DenseMoments,
@@ -176,7 +172,7 @@ def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: Dense
     per: list[float] = []
     for ids in tqdm(torch.split(eval_ids, st["batch_size"]), desc="ours JVP", disable=not progress):
         ids = ids.to(dev)
-        z, dz = linearised_logits(model, ids, bases)
+        z, dz = linearised_logits(model, ids, bases, st["fd_eps"])
         dl = next_token_ce(z + dz, ids) - next_token_ce(z, ids)  # [b, pos-1]
         per += dl.double().mean(1).tolist()
         del z, dz
