@@ -24,7 +24,9 @@ from .common import write_json
 
 # the paper validates on this model and on microsoft/Phi-3-mini-4k-instruct
 PAPER_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
-_OVERRIDES = ("corpus", "cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "grad_windows")
+# options that replace one preset setting each (SweepConfig fields; None keeps the preset's)
+_OVERRIDES = ("corpus", "cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "grad_windows",
+              "mc_items")
 
 
 def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +51,7 @@ def add_reproduce_parser(sub: argparse._SubParsersAction) -> None:
                    help="eval windows (default: the whole test split)")
     p.add_argument("--grad-windows", type=int, default=None,
                    help=f"Fisher gradient windows of the predictions beside (default {PAPER.grad_windows})")
+    p.add_argument("--mc-items", type=int, default=None, help="items of the offline corpus-mc task, if named")
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass (default 4)")
     p.add_argument("--fresh", action="store_true", help="discard results of DIR made with other settings")
     p.add_argument("--no-report", action="store_true", help="do not render report.html")
@@ -110,7 +113,7 @@ def _why_unreachable() -> str:
 
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set"
-    return f"no connection to {constants.ENDPOINT} within 3 s"
+    return f"could not connect to {constants.ENDPOINT} within 3 s"
 
 
 def check_model_access(model: str) -> None:
@@ -147,7 +150,11 @@ def _tasks(text: str | None) -> list[str] | None:
     """--tasks: None keeps the preset's, 'none' is no task, else a comma-separated list."""
     if text is None:
         return None
-    return [] if text.strip() == "none" else _csv(text, str, "--tasks")
+    tasks = [] if text.strip() == "none" else _csv(text, str, "--tasks")
+    bad = [t for t in tasks if t != "corpus-mc" and t not in LM_EVAL_TASKS]
+    if bad:  # the name check before any network probe (eval.mcq.check_tasks repeats it later)
+        raise UsageError(f"unknown task {bad[0]!r}; choose from: corpus-mc, {', '.join(LM_EVAL_TASKS)}")
+    return tasks
 
 
 def _config(args: argparse.Namespace) -> tuple[SweepConfig, list[float]]:
