@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..sweep.options import add_options, config_from_args
+from ..sweep.executors import PointsFailed
+from ..sweep.options import add_options, config_from_args, executor_from_args
 from ..sweep.runner import predict_only, run_sweep
 from ..viz.report import error_summary, headline_text
 from .common import add_common_options, write_json
@@ -20,13 +21,23 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run or resume a sweep into --out: results.csv/json one row per point, then report.html."""
+    """Run or resume a sweep into --out: results.csv/json one row per point, then report.html. Points that
+    fail for good (or Ctrl-C) end it with one line and the finished rows kept: rerun to resume."""
 
     cfg, sparsities, dims = config_from_args(args)
+    executor = executor_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
-    rows = run_sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
-                     batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
-                     report=not args.no_report, log=log)
+    try:
+        rows = run_sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
+                         batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+                         report=not args.no_report, log=log, executor=executor)
+    except PointsFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished rows are in {args.out}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
     summary = error_summary(rows)
     log("all predictors and estimators over the points with s > 0:")
     for s in summary:

@@ -4,7 +4,9 @@
 - `settings.json`: every setting that changes a number (model, corpus, basis, calibration/eval sizes, tasks,
   seeds) and its fingerprint. A sweep into a DIR with other settings is refused (or, with `fresh=True`,
   the old results are discarded) — rows are never silently reused. The list of points is not a setting:
-  adding points to a finished sweep measures only the new ones.
+  adding points to a finished sweep measures only the new ones. Its `runs` list says how each invocation
+  measured (executor, cluster address, resources per point, the widths it measured and any that failed);
+  how a sweep ran is not a setting either (an in-process sweep resumes a Ray one and vice versa).
 - `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy), computed once.
 - `fisher.pt`: the Fisher-increment tables (dense-only, all d' at once), computed once.
 - `ours.pt`: the statistics of the headline predictor `ours` (interleaved sweeps), computed once.
@@ -40,8 +42,10 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
     predictions of every row are recomputed from the new tables)."""
     out.mkdir(parents=True, exist_ok=True)
     sfile = out / "settings.json"
+    runs: list[dict] = []  # how earlier invocations ran: kept unless the results are discarded
     if sfile.exists():
         old = json.loads(sfile.read_text())
+        runs = old.get("runs", [])
         was = old.get("format", 1)
         if old.get("fingerprint") != cfg.fingerprint() or was != SWEEP_FORMAT:
             changed = sorted(k for k, v in asdict(cfg).items() if old.get("settings", {}).get(k) != v)
@@ -58,6 +62,7 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
                 raise UsageError(f"{out} holds a sweep with other settings (changed: {what}); "
                                  "use --fresh to discard its results, or another --out")
             else:
+                runs = []
                 for name in RESULT_FILES:
                     (out / name).unlink(missing_ok=True)
     elif any((out / n).exists() for n in RESULT_FILES):
@@ -65,7 +70,16 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
             raise UsageError(f"{out} holds results without settings.json; use --fresh or another --out")
         for name in RESULT_FILES:
             (out / name).unlink(missing_ok=True)
-    write_json(sfile, {"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT, "settings": asdict(cfg)})
+    meta = {"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT, "settings": asdict(cfg)}
+    write_json(sfile, {**meta, "runs": runs} if runs else meta)
+
+
+def record_run(out: Path, run: dict) -> None:
+    """Add (or update: same `id`) one invocation's record in DIR/settings.json's `runs`, atomically."""
+    sfile = out / "settings.json"
+    meta = json.loads(sfile.read_text())
+    runs = [r for r in meta.get("runs", []) if r.get("id") != run["id"]]
+    write_json(sfile, {**meta, "runs": [*runs, run]})
 
 
 def load_stats(out: Path) -> dict:

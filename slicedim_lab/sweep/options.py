@@ -5,6 +5,10 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..schema import BASES
 from .config import SweepConfig
+from .executors import MAX_RETRIES, Executor, RayExecutor, require_ray
+
+EXECUTORS = ("in-process", "ray")
+_RAY_ONLY = ("ray_address", "cpus_per_point", "gpus_per_point", "max_retries")
 
 
 def _list(text: str | None, kind: type, name: str) -> list | None:
@@ -51,9 +55,40 @@ def add_options(p, sweep: bool = True) -> None:
         p.add_argument("--out", required=True, help="sweep folder (results.csv/json, report.html, caches)")
         p.add_argument("--fresh", action="store_true", help="discard results of DIR made with other settings")
         p.add_argument("--no-report", action="store_true", help="do not render report.html")
+        add_executor_options(p)
     else:
         p.add_argument("--cache", default=None,
                        help="sweep folder with the same settings: reuse or store its dense metrics, tables")
+
+
+def add_executor_options(p) -> None:
+    """Where `slicedim sweep` measures its points: in this process, or each width a Ray task."""
+    g = p.add_argument_group("where the points are measured (docs/ray.md)")
+    g.add_argument("--executor", default="in-process", choices=EXECUTORS,
+                   help="in-process (default) | ray: every width a Ray task (pip install -e '.[ray]')")
+    g.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="the Ray cluster to join (default: start a local one on this machine's CPUs/GPUs)")
+    g.add_argument("--cpus-per-point", type=float, default=None, metavar="N",
+                   help="CPUs (and torch threads) each point's task holds (default 1)")
+    g.add_argument("--gpus-per-point", type=float, default=None, metavar="N",
+                   help="GPUs each point's task holds; > 0 measures on CUDA (default 0: on CPU)")
+    g.add_argument("--max-retries", type=int, default=None, metavar="N",
+                   help=f"retries of a point whose worker dies (default {MAX_RETRIES})")
+
+
+def executor_from_args(args) -> Executor | None:
+    """The executor `--executor` asks for (None: in-process), checked before any model loads; without Ray
+    installed, `--executor ray` is a one-line error that says how to install it."""
+    given = [f"--{k.replace('_', '-')}" for k in _RAY_ONLY if getattr(args, k, None) is not None]
+    if args.executor != "ray":
+        if given:
+            raise UsageError(f"{given[0]} needs --executor ray")
+        return None
+    require_ray()
+    return RayExecutor(address=args.ray_address,
+                       cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
+                       gpus_per_point=0 if args.gpus_per_point is None else args.gpus_per_point,
+                       max_retries=MAX_RETRIES if args.max_retries is None else args.max_retries)
 
 
 def config_from_args(args) -> tuple[SweepConfig, list[float] | None, list[int] | None]:

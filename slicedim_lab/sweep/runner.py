@@ -5,6 +5,10 @@ notebook's live bench all use: it loads the model and the windows, computes (or 
 the dense metrics and the Fisher tables, measures one kept width (`measure`: interleaved SliceGPT slicing,
 or the dense model projected on its dense bases) and predicts any width from the dense state alone
 (`predictions`: no sliced or projected model anywhere). The folder format is `sweep/folder.py`'s.
+
+Measuring one width is `measure_point` (settings + windows + dense bases + model + d' → metrics): a pure
+function of what the driver hands it, so the in-process executor and Ray workers (`sweep/executors.py`) give
+the same rows. The driver alone turns results into rows and writes them, as points finish, in any order.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import json
 import math
 import sys
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from contextlib import closing
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
+import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import schema
@@ -38,8 +46,9 @@ from ..predict.registry import DenseMetrics, ours, predictor_names
 from ..schema import ESTIMATORS
 from ..viz.report import write_report
 from .config import SweepConfig, parse_points
-from .folder import columns, load_stats, prepare_dir, read_rows, write_rows
-from .inputs import dense_metrics, load_inputs, measure, sliced_params
+from .executors import Executor, InProcess, ModelSpec, PointsFailed, error_line
+from .folder import columns, load_stats, prepare_dir, read_rows, record_run, write_rows
+from .inputs import Inputs, dense_metrics, load_inputs, measure, sliced_params
 
 Log = Callable[[str], None]
 
@@ -124,6 +133,51 @@ def point_line(row: dict) -> str:
             f"  [{row['seconds']:.0f}s]")
 
 
+# ----------------------------------------------------------------------------- one point
+
+
+@dataclass
+class PointWork:
+    """What measuring any width needs besides the model, made once by the driver (and shipped to workers:
+    `inp` then holds no model)."""
+
+    cfg: SweepConfig
+    inp: Inputs
+    pcas: list[SitePCA] | None  # the dense bases of a `dense`-basis sweep
+    batch_size: int
+    progress: bool
+
+
+@dataclass
+class Measured:
+    """One width's measured metrics, parameter count, sliced calibration loss (interleaved) and wall time."""
+
+    dim: int
+    meas: dict
+    params: int
+    cal_loss: float | None
+    seconds: float
+
+
+def measure_point(work: PointWork, model: nn.Module, dim: int) -> Measured:
+    """Slice `model` to `dim` (interleaved SliceGPT) or project it on the dense bases, and measure it; the
+    model itself is left untouched. The one per-point function of every executor."""
+    t0 = time.perf_counter()
+    cfg, inp, bs, bar = work.cfg, replace(work.inp, model=model), work.batch_size, work.progress
+    sd = model_site_dims(model, dim=dim, slice_head=cfg.slice_head)
+    if cfg.basis == "interleaved":
+        res = slice_model(model, inp.cal_ids, sd, batch_size=bs, progress=bar)
+        meas, params, cal_loss = measure(res.model, inp, cfg, bs, bar), count_params(res.model), res.cal_loss
+    else:
+        projected = ProjectedModel(model, dense_bases(work.pcas, sd))
+        meas, params, cal_loss = measure(projected, inp, cfg, bs, bar), sliced_params(model, sd), None
+    return Measured(dim, meas, params, cal_loss, time.perf_counter() - t0)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 # ----------------------------------------------------------------------------- the runner
 
 
@@ -134,12 +188,19 @@ class SweepRunner:
     On construction: the settings are checked against the folder (resume, refuse, or wipe with `fresh`),
     the inputs are loaded, and the dense state — dense metrics and Fisher tables, with the semi-interleaved
     tables at `semi_dims` — is computed or read back. `max_layers` keeps only the first decoder layers (smoke
-    runs); the model name in the settings records it, so such a folder never mixes with the whole model's."""
+    runs); the model name in the settings records it, so such a folder never mixes with the whole model's.
+    `executor` measures the points (default: `InProcess`; `RayExecutor`: Ray tasks, whose workers load the
+    model by name, or get the weights of an `lm` given here through the object store)."""
 
     def __init__(self, cfg: SweepConfig, out: str | Path | None, *, lm: LoadedModel | None = None,
                  device: str = "auto", batch_size: int = 4, fresh: bool = False, progress: bool = True,
-                 max_layers: int | None = None, semi_dims: list[int] | None = None, log: Log = print):
+                 max_layers: int | None = None, semi_dims: list[int] | None = None, log: Log = print,
+                 executor: Executor | None = None):
         cfg.check()
+        self.executor: Executor = executor or InProcess()
+        self._spec = ModelSpec.of(cfg.model, cfg.dtype, max_layers) if lm is None else None
+        self._opened = False
+        self._run = {"id": uuid.uuid4().hex[:12], "started": _now(), "measured": [], "failed": {}}
         if max_layers is not None:  # a shallower model is another model: its name (and fingerprint) says so
             lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
             if max_layers < lm.model.config.num_hidden_layers:
@@ -239,31 +300,89 @@ class SweepRunner:
     def measured(self) -> dict[int, dict]:
         return {int(r["dim"]): r for r in self.rows}
 
-    def _measure_model(self, dim: int) -> tuple[dict, int, float | None]:
-        """(metrics, parameter count, sliced loss on the calibration windows or None) at one kept width."""
-        cfg, inp, model = self.cfg, self.inp, self.inp.model
-        if dim == self.hidden and not cfg.slice_head:
-            return self.dense_raw, self.dense_raw["params"], self.dense_raw.get("cal_nll")
-        sd = model_site_dims(model, dim=dim, slice_head=cfg.slice_head)
-        if cfg.basis == "interleaved":
-            res = slice_model(model, inp.cal_ids, sd, batch_size=self.batch_size, progress=self.progress)
-            return (measure(res.model, inp, cfg, self.batch_size, self.progress), count_params(res.model),
-                    res.cal_loss)
-        projected = ProjectedModel(model, dense_bases(self.pcas, sd))
-        return measure(projected, inp, cfg, self.batch_size, self.progress), sliced_params(model, sd), None
+    def _is_dense(self, dim: int) -> bool:
+        return dim == self.hidden and not self.cfg.slice_head
 
-    def measure(self, dim: int, sparsity: float | None = None) -> dict:
-        """Slice (or project) to `dim`, measure, and store the row with every prediction and its error."""
-        t0 = time.perf_counter()
-        self.ensure_semi([dim])
-        meas, params, cal_loss = self._measure_model(dim)
-        sparsity = 1 - dim / self.hidden if sparsity is None else sparsity
-        seconds = time.perf_counter() - t0
-        row = make_row(dim, sparsity, meas, self.dense, self.stats, params, cal_loss, seconds)
-        self.rows = [r for r in self.rows if int(r["dim"]) != dim] + [row]
+    def _executor(self) -> Executor:
+        """The executor, opened on first use with the shared state (the dense state exists by then)."""
+        if not self._opened:
+            ex = self.executor
+            inp = replace(self.inp, model=None) if ex.remote else self.inp
+            work = PointWork(self.cfg, inp, self.pcas, self.batch_size, self.progress and not ex.remote)
+            ex.open(work, self.inp.model, self._spec, self.log)
+            self._opened = True
+        return self.executor
+
+    def _dense_point(self, dim: int) -> Measured:
+        """The dense model's own metrics, from the dense state (no executor)."""
+        raw = self.dense_raw
+        return Measured(dim, raw, raw["params"], raw.get("cal_nll"), 0.0)
+
+    def _store(self, m: Measured, sparsity: float | None = None) -> dict:
+        """A finished point's row, with every prediction; results.csv/json rewritten atomically."""
+        sparsity = 1 - m.dim / self.hidden if sparsity is None else sparsity
+        row = make_row(m.dim, sparsity, m.meas, self.dense, self.stats, m.params, m.cal_loss, m.seconds)
+        self.rows = [r for r in self.rows if int(r["dim"]) != m.dim] + [row]
+        self._run["measured"].append(m.dim)
+        self._run["failed"].pop(str(m.dim), None)
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
         return row
+
+    def _record(self) -> None:
+        """How this runner measures (executor, cluster, resources per point, what it measured and what
+        failed): its entry in settings.json's `runs`."""
+        if self.out is not None and self._opened:
+            record_run(self.out, {**self._run, **self.executor.describe()})
+
+    def measure(self, dim: int, sparsity: float | None = None) -> dict:
+        """Slice (or project) to `dim` with the executor, measure, and store the row with every prediction and
+        its error (an error in the point is raised here)."""
+        self.ensure_semi([dim])
+        if self._is_dense(dim):
+            return self._store(self._dense_point(dim), sparsity)
+        with closing(self._executor().map(measure_point, [dim])) as outcomes:
+            (done,) = list(outcomes)
+        if done.error is not None:
+            self._run["failed"][str(dim)] = error_line(done.error)
+            self._record()
+            raise done.error
+        row = self._store(done.result, sparsity)
+        self._record()
+        return row
+
+    def measure_points(self, points: list[tuple[int, float]]) -> dict[int, str]:
+        """Measure every point with the executor, storing each row as it finishes (in any order); returns
+        the points that failed for good, with their errors (the others still finish)."""
+        sparsity = dict(points)
+        remote = [d for d, _ in points if not self._is_dense(d)]
+        failed: dict[int, str] = {}
+        bar = tqdm(total=len(points), desc="sweep", disable=not self.progress)
+        try:
+            for d in [d for d, _ in points if self._is_dense(d)]:
+                self.log(point_line(self._store(self._dense_point(d), sparsity[d])))
+                bar.update()
+            if remote:
+                self._executor()
+                self._run.update(points=remote, finished=None)
+                self._record()
+                with closing(self.executor.map(measure_point, remote)) as outcomes:
+                    for done in outcomes:
+                        bar.update()
+                        if done.error is not None:
+                            failed[done.dim] = self._run["failed"][str(done.dim)] = error_line(done.error)
+                            self.log(f"d'={done.dim:4d} failed: {failed[done.dim]}")
+                            continue
+                        self.log(point_line(self._store(done.result, sparsity[done.dim])))
+        except BaseException as e:
+            self._run["stopped_by"] = type(e).__name__
+            raise
+        finally:
+            bar.close()
+            if remote:
+                self._run["finished"] = _now()
+                self._record()
+        return failed
 
     def run(self, points: list[tuple[int, float]], report: bool = True) -> list[dict]:
         """Measure every point (and anchor width) not measured yet, resuming; refresh every row's
@@ -275,8 +394,9 @@ class SweepRunner:
         todo = [(d, s) for d, s in points if d not in done]
         if done:
             self.log(f"resuming {self.out}: {len(done)} point(s) already measured, {len(todo)} to go")
-        for d, s in tqdm(todo, desc="sweep", disable=not self.progress):
-            self.log(point_line(self.measure(d, s)))
+        failed = self.measure_points(todo)
+        if failed:
+            raise PointsFailed(failed, self.out)
         self.rows = [add_predictions(r, self.dense, self.stats) for r in self.rows]
         if self.cfg.anchor_dims:
             add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl(), self.stats)
@@ -313,6 +433,10 @@ class SweepRunner:
         if bad:
             raise UsageError(f"anchor widths must lie in [1, {self.hidden - 1}], got {bad[0]}")
 
+    def close(self) -> None:
+        """Release the executor (a Ray cluster the executor started is shut down)."""
+        self.executor.close()
+
 
 # ----------------------------------------------------------------------------- the commands
 
@@ -338,11 +462,15 @@ def refresh_predictions(out: str | Path) -> list[dict]:
 def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | None = None,
               dims: list[int] | None = None, fresh: bool = False, batch_size: int = 4, device: str = "auto",
               lm: LoadedModel | None = None, progress: bool = True, report: bool = True,
-              log: Log = print) -> list[dict]:
-    """Run (or resume) a sweep into `out`; returns all rows (see `sweep/folder.py` for the files)."""
+              log: Log = print, executor: Executor | None = None) -> list[dict]:
+    """Run (or resume) a sweep into `out`; returns all rows (see `sweep/folder.py` for the files). Points
+    that fail for good raise `PointsFailed` once the others are in."""
     runner = SweepRunner(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh,
-                         progress=progress, log=log)
-    return runner.run(runner.points(sparsities, dims), report=report)
+                         progress=progress, log=log, executor=executor)
+    try:
+        return runner.run(runner.points(sparsities, dims), report=report)
+    finally:
+        runner.close()
 
 
 def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dims: list[int] | None = None,
