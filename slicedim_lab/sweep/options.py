@@ -85,6 +85,8 @@ def executor_from_args(args) -> Executor | None:
             raise UsageError(f"{given[0]} needs --executor ray")
         return None
     require_ray()
+    if args.dtype in ("bfloat16", "float16") and not args.gpus_per_point:
+        raise UsageError(f"dtype {args.dtype} needs CUDA on the workers: give --gpus-per-point (> 0)")
     return RayExecutor(address=args.ray_address,
                        cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
                        gpus_per_point=0 if args.gpus_per_point is None else args.gpus_per_point,

@@ -32,7 +32,11 @@ def sweep_table(runner: SweepRunner) -> pd.DataFrame:
 
 
 class SweepBench(SweepRunner):
-    """The notebook's name for a `SweepRunner`, with `table()` (`sweep_table`) for its points."""
+    """The notebook's name for a `SweepRunner`, with `table()` (`sweep_table`) for its points.
+
+    Its "Measure d'" clicks go to its executor: with `executor=RayExecutor(address="HOST:PORT",
+    gpus_per_point=1)` (`sweep/executors.py`) a slider session on a laptop measures each point as a task on
+    the cluster's GPUs, while the predictions and the rows stay here (docs/ray.md)."""
 
     def table(self) -> pd.DataFrame:
         return sweep_table(self)
@@ -56,6 +60,11 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
                   outputs={"table": table, "log": log})
 
     memo: dict[tuple, pd.DataFrame] = {}
+
+    def where() -> str:
+        """Where a measurement ran, when not in this process (a Ray cluster)."""
+        ex = getattr(bench, "executor", None)
+        return f", {ex.where()}" if ex is not None and ex.remote else ""
 
     def curves() -> pd.DataFrame:
         """Recomputed after a measurement: measuring a width adds it to the semi-interleaved tables."""
@@ -100,7 +109,7 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
                     row = bench.measure(d)
                     ppl, acc = row[schema.measured("ppl")], row[schema.measured("acc")]
                     print(f"measured d'={d}: PPL {ppl:.3f}, top-1 {acc:.4f} ({row['seconds']:.0f} s, "
-                          f"{bench.cfg.basis} bases)")
+                          f"{bench.cfg.basis} bases{where()})")
                     ex.state["last_measured"] = row
                 except Exception as e:  # shown in the box, then raised to the caller
                     print(f"measuring d'={d} failed: {type(e).__name__}: {e}")

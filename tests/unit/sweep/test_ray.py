@@ -23,7 +23,7 @@ from slicedim_lab.load.models import load_model
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.executors import ModelSpec, PointsFailed, RayExecutor
 from slicedim_lab.sweep.runner import run_sweep
-from slicedim_lab.widgets.sweep import SweepBench
+from slicedim_lab.widgets.sweep import SweepBench, sweep_explorer
 
 ray = pytest.importorskip("ray")  # `make test` installs the `ray` extra
 # the faults below run on workers, which cannot import this test module: they travel by value
@@ -154,13 +154,15 @@ def test_ray_rows_equal_in_process(cluster, folder, reference, tmp_path) -> None
         RayExecutor(gpus_per_point=1).open(None, None, ModelSpec("x"), print)
 
 
-def test_bench_measures_on_the_cluster(cluster, folder, reference, tmp_path) -> None:
-    """The notebook's bench sends "Measure" to the cluster; a model built in memory travels by value."""
+def test_bench_measures_on_the_cluster(cluster, folder, reference, tmp_path, capsys) -> None:
+    """The notebook's bench sends "Measure" clicks to the cluster; a model built in memory travels by value."""
     lm = load_model(str(folder), device="cpu")
     bench = SweepBench(cfg(folder), tmp_path / "bench", lm=lm, device="cpu", progress=False,
                        log=lambda m: None, executor=RayExecutor())
-    same_row(bench.measure(40), reference[40])
-    assert bench.executor.where() == f"on Ray at {cluster}"
+    ex = sweep_explorer(bench, dim=40)
+    ex.controls["measure"].click()
+    same_row(ex.state["last_measured"], reference[40])
+    assert f"interleaved bases, on Ray at {cluster})" in capsys.readouterr().out
     (run,) = runs(tmp_path / "bench")
     assert run["model"] == "shipped through the object store" and run["measured"] == [40]
     assert list(bench.table()["dim"]) == [40]
