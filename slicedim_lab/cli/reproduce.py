@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..eval.mcq import LM_EVAL_TASKS
 from ..load import models
+from ..load.corpus import CORPORA
 from ..sweep.config import SweepConfig, parse_points
 from ..sweep.presets import PAPER, TABLE_FILE, preset_config, write_paper_table
 from ..sweep.runner import run_sweep
@@ -166,6 +167,10 @@ def _config(args: argparse.Namespace) -> tuple[SweepConfig, list[float]]:
     dev = models.resolve_device(args.device)
     dtype = args.dtype or ("bfloat16" if dev.type == "cuda" else "float32")
     models.resolve_dtype(dtype, dev)
+    corpus = args.corpus
+    if corpus is not None and corpus not in CORPORA and not Path(corpus).expanduser().is_file():
+        raise UsageError(f"unknown corpus {corpus!r}; choose one of: {', '.join(CORPORA)}, or a text "
+                         "file's path")
     overrides = {k: getattr(args, k) for k in _OVERRIDES}
     return preset_config(PAPER, args.model, dtype=dtype, tasks=_tasks(args.tasks), **overrides), sparsities
 

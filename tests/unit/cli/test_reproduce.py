@@ -67,6 +67,8 @@ def test_overrides_replace_single_settings():
     ["reproduce", "--dtype", "bfloat16", "--device", "cpu"],
     ["reproduce", "--batch-size", "0"],
     ["reproduce", "--tasks", "mmlu"],
+    ["reproduce", "--corpus", "no-such-corpus"],
+    ["reproduce", "--cal-samples", "0"],
 ])
 def test_bad_input_exits_2_with_one_line_and_loads_nothing(capsys, no_sweep, monkeypatch, argv):
     monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)  # only the input is at fault
