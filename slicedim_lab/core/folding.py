@@ -2,13 +2,18 @@
 the maps that write it, keep a LayerNorm model's stream mean-free.
 
 Readers are rotated on their input side (W ← W diag(g) B, the norm's bias joining theirs), writers on their
-output side (W ← Bᵀ W, centred first when the stream must be mean-free); all in float64.
+output side (W ← Bᵀ W, centred first when the stream must be mean-free); all in float64. A large row-local
+transform (an embedding table, the LM head) runs in row blocks cast into one output (`map_rows`), so its
+float64 temporaries stay one block big.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import Adapter
@@ -74,3 +79,36 @@ def mean_free_basis(basis: Tensor) -> Tensor:
     b = basis - basis.mean(0, keepdim=True)
     q, r = torch.linalg.qr(b)
     return q * torch.sign(torch.diagonal(r))[None, :]
+
+
+WHOLE = 1 << 26  # a map of up to this many elements is transformed in one piece
+BLOCK = 1 << 24  # else in row blocks of about this many elements (128 MB in float64)
+
+
+def row_blocks(rows: int, cols: int) -> list[slice]:
+    """One block for a map of up to WHOLE elements; else blocks of about BLOCK elements, a whole multiple of
+    1024 rows each (aligned blocks)."""
+    if rows * cols <= WHOLE:
+        return [slice(0, rows)]
+    step = max(1024, BLOCK // cols // 1024 * 1024)
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
+RowFn = Callable[[slice], tuple[Float[Tensor, "block out"], Float[Tensor, "block"] | None]]  # noqa: F821
+
+
+def map_rows(fn: RowFn, rows: int, cols: int, dtype: torch.dtype,
+             device: torch.device) -> tuple[Float[Tensor, "rows out"], Float[Tensor, "rows"] | None]:  # noqa: F821
+    """A row-local transform `fn(rows) -> (float64 rows, float64 biases or None)` of a `rows x cols` map,
+    block by block (`row_blocks`) into one output of `dtype`: the float64 temporaries never pass a block."""
+    w = b = None
+    for sl in row_blocks(rows, cols):
+        wb, bb = fn(sl)
+        if w is None:
+            w = torch.empty(rows, wb.shape[1], dtype=dtype, device=device)
+            b = None if bb is None else torch.empty(rows, dtype=dtype, device=device)
+        w[sl] = wb
+        if b is not None:
+            b[sl] = bb
+        del wb, bb
+    return w, b

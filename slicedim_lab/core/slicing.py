@@ -4,6 +4,11 @@ Interleaved calibration, layer by layer: layer i's bases come from activations t
 the sliced layers 0..i-1. Activations wait at the layer boundary (on the host when the model is), so only
 one layer at a time needs to be on the compute device.
 
+Memory: the dense weights exist once. Each sliced piece is built as its dense piece is consumed, and the
+consumed piece is dropped (`inplace`) or, for a memory-mapped checkpoint, its pages are given back
+(`core.memory.release_pages`); without `inplace` the model is an alias copy (`core.memory.alias_copy`:
+new module objects on the same storage) and the sliced model copies only what it keeps unchanged.
+
 Exactness: norms keep dividing by the original width D, and RMSNorm models' embeddings are NOT mean-centred
 (the reference implementation centres them, which changes the function); at d_s = D the sliced model
 computes the dense function up to rounding.
@@ -11,7 +16,6 @@ computes the dense function up to rounding.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -25,19 +29,14 @@ from tqdm.auto import tqdm
 from ..adapters import Adapter, adapter_for
 from ..errors import UsageError
 from .export import sliced_config
-from .folding import assign, centre, fold_reader, mean_free_basis, norm_fold, rotate_writer
-from .modeling_sliced import (
-    DimRMSNorm,
-    MapBackNorm,
-    SlicedDecoderLayer,
-    SlicedForCausalLM,
-    _resized,
-    _set_module,
-)
+from .folding import assign, centre, fold_reader, map_rows, norm_fold
+from .memory import alias_copy, own_tensors, release_pages, storage_ptrs, tensors_of
+from .modeling_sliced import DimRMSNorm, MapBackNorm, SlicedForCausalLM, _set_module
 from .nll import next_token_ce
-from .pca import SitePCA, pca, random_rotation, second_moment
+from .pca import SitePCA
 from .replay import layer0_inputs
-from .sites import LayerSites, check_sites, is_parallel, layers_of, sites_for
+from .sites import check_sites, is_parallel, layers_of, sites_for
+from .slice_layer import Run, pca_of, rotate, slice_layer
 
 # ----------------------------------------------------------------------------- the algorithm
 
@@ -55,51 +54,6 @@ class SliceResult:
     settings: dict = field(default_factory=dict)
 
 
-def _pca_of(zs: list[Tensor]) -> SitePCA:
-    h = None
-    for z in zs:
-        m = second_moment(z)
-        h = m if h is None else h + m
-    return pca(h)
-
-
-@dataclass
-class _Run:
-    """What every step of one slicing run needs: devices, dtype, width, epsilon and the basis choice."""
-
-    adapter: Adapter
-    dims: list[int]
-    D: int
-    eps: float
-    tied: bool
-    dev: torch.device  # where the layer being sliced runs
-    home: torch.device  # where the model lives
-    offload: torch.device  # where activations wait between layers
-    dtype: torch.dtype
-    orientation: str
-    seed: int
-
-    @property
-    def centred(self) -> bool:
-        return self.adapter.centred
-
-    @property
-    def keep_io(self) -> bool:
-        """The embedding output and the final norm's output stay D wide (a tied head, or an architecture
-        that reshapes its output to its embeddings' width): a D x d_0 map follows the lookup, a d_L x D map
-        precedes the final norm."""
-        return self.tied or self.adapter.full_width_io
-
-    @property
-    def tr(self) -> bool:
-        return self.adapter.transposed
-
-    def basis(self, p: SitePCA, site: int) -> Tensor:
-        d = self.dims[site]
-        b = p.basis(d, random_rotation(d, self.seed + site) if self.orientation == "random" else None)
-        return mean_free_basis(b) if self.centred else b
-
-
 def _check_inputs(
     model: nn.Module, sites: list, cal_ids: Tensor, dims: list[int], final_orientation: str
 ) -> None:
@@ -113,43 +67,49 @@ def _check_inputs(
                       "rank-deficient and directions past their rank are an arbitrary pick", stacklevel=3)
 
 
-def _place(model: nn.Module, run: _Run) -> None:
-    """Everything but the decoder layers goes to the compute device; layers visit it one at a time."""
+def _place(model: nn.Module, run: Run) -> None:
+    """Everything but the decoder layers goes to the compute device (the host pages it leaves are given
+    back); layers visit it one at a time."""
     layers = model.get_submodule(run.adapter.layers)
     parent, _, attr = run.adapter.layers.rpartition(".")
     setattr(model.get_submodule(parent), attr, nn.ModuleList())
+    host = tensors_of(model)
     model.to(run.dev)
     setattr(model.get_submodule(parent), attr, layers)
+    if run.dev != run.home:
+        release_pages(host)
 
 
-def _embed_inputs(model: nn.Module, run: _Run, cal_ids: Tensor, batch_size: int) -> tuple[list, list]:
+def _embed_inputs(model: nn.Module, run: Run, cal_ids: Tensor, batch_size: int) -> tuple[list, list]:
     """Site 0's residual (the embeddings, mean-free for LayerNorm models) and every layer's keyword arguments,
-    batch by batch, parked."""
+    batch by batch, parked. Layer 0 stays on the compute device, to be sliced next."""
     layers = model.get_submodule(run.adapter.layers)
     xs, kws = [], []
+    host = tensors_of(layers[0])
     layers[0].to(run.dev)
     for ids in torch.split(cal_ids, batch_size):
         h, kw = layer0_inputs(model, run.adapter, ids.to(run.dev))
         h = h - h.mean(-1, keepdim=True) if run.centred else h
         xs.append(h.to(run.offload))
         kws.append(kw)
-    layers[0].to(run.home)
+    if run.dev != run.home:
+        release_pages(host)
     return xs, kws
 
 
-def _rotate(zs: list[Tensor], basis: Tensor, run: _Run) -> list[Tensor]:
-    """Coordinates of parked residuals in a site's basis (parked again)."""
-    return [(z.to(run.dev) @ basis.to(run.dev, run.dtype)).to(run.offload) for z in zs]
-
-
-def _slice_table(embed: nn.Module, basis: Tensor, centred: bool) -> None:
-    """An embedding table (tokens or positions) emits site 0's coordinates directly, in place."""
-    w = centre(embed.weight.double().T, centred).T @ basis.to(embed.weight.device)
-    embed.weight = nn.Parameter(w.to(embed.weight.dtype).contiguous(), requires_grad=False)
+def _slice_table(embed: nn.Module, basis: Float[Tensor, "d_model d_site"], centred: bool) -> None:
+    """An embedding table (tokens or positions) emits site 0's coordinates directly, in place (row blocks:
+    a token's row is its own); the dense table's pages are given back."""
+    old = embed.weight
+    b = basis.to(old.device)
+    w, _ = map_rows(lambda r: (centre(old[r].double().T, centred).T @ b, None), *old.shape, old.dtype,
+                    old.device)
+    embed.weight = nn.Parameter(w, requires_grad=False)
     embed.embedding_dim = w.shape[1]
+    release_pages([old])
 
 
-def _slice_embedding(model: nn.Module, run: _Run, basis: Tensor) -> None:
+def _slice_embedding(model: nn.Module, run: Run, basis: Tensor) -> None:
     """Untied: the token (and position) embeddings emit site 0's coordinates (a tied one keeps its basis).
     The tables change in place, so a scaled lookup (Gemma's sqrt(D)) keeps its scale."""
     _slice_table(model.get_submodule(run.adapter.embed), basis, run.centred)
@@ -157,91 +117,8 @@ def _slice_embedding(model: nn.Module, run: _Run, basis: Tensor) -> None:
         _slice_table(model.get_submodule(run.adapter.pos_embed), basis, run.centred)
 
 
-def _block_writer(dense: nn.Module, run: _Run) -> nn.Module:
-    """A writer as calibration runs it, in the original basis: as it is, or (LayerNorm, Conv1D) an
-    nn.Linear with its output made mean-free."""
-    if not (run.centred or run.tr):
-        return dense
-    with torch.device("meta"):
-        lin = _resized(dense, transposed=run.tr)
-    D = lin.out_features
-    assign(lin, *rotate_writer(dense, torch.eye(D, dtype=torch.float64), run.centred, run.tr), dense)
-    return lin
-
-
-def _delta_inputs(cs: list[Tensor], kws: list[dict], b_in: Tensor, run: _Run):
-    """Each parked batch's coordinates on the device, its residual in the original basis and its kwargs."""
-    for c, kw in zip(cs, kws):
-        c = c.to(run.dev)
-        yield c, c @ b_in.T.to(run.dev, run.dtype), _to(kw, run.dev)
-
-
-def _slice_layer(
-    layer: nn.Module, ls: LayerSites, run: _Run, cs: list[Tensor], kws: list[dict], b_in: Tensor, last: bool
-) -> tuple[SlicedDecoderLayer, list[Tensor], list[SitePCA | None], list[Tensor]]:
-    """Calibrate and slice one decoder layer on the parked coordinates `cs` of its input site (basis `b_in`):
-    returns the sliced layer, the coordinates at its output site, and the PCAs and bases of its own sites
-    (two for a sequential layer, one for a parallel one)."""
-    a, dims = run.adapter, run.dims
-    layer = layer.to(run.dev)
-    f_attn = norm_fold(layer.get_submodule(a.attn_norm), a)
-    f_mlp = norm_fold(layer.get_submodule(a.mlp_norm), a)
-    dense = {p: layer.get_submodule(p) for p in (*a.attn_in, *a.mlp_in, a.attn_out, a.mlp_out)}
-    shape = (dims[ls.inp], None if ls.parallel else dims[ls.mid], dims[ls.out])
-    with torch.device("meta"):
-        _shape_layer(layer, a, shape, run.D, run.eps)
-        new = SlicedDecoderLayer(layer, a.layout(), shape, None)
-    for p in a.attn_in:
-        assign(new.get_submodule(p), *fold_reader(dense[p], f_attn, b_in, run.tr), dense[p])
-    _set_module(new, a.attn_out, _block_writer(dense[a.attn_out], run))
-    if ls.parallel:  # one site: attention and MLP both read the layer input, their writes are summed
-        for p in a.mlp_in:
-            assign(new.get_submodule(p), *fold_reader(dense[p], f_mlp, b_in, run.tr), dense[p])
-        _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
-        zs = [(x + new.attn_delta(c, **kw) + new.mlp_delta(c)).to(run.offload)
-              for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
-        p_out, b_out = _out_basis(zs, ls, run, last)
-        _write_block(new, a.attn_out, dense[a.attn_out], b_out, new.attn_shortcut, b_in, dims[ls.out], run)
-        _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, None, b_in, dims[ls.out], run)
-        return new, _rotate(zs, b_out, run), [p_out], [b_out]
-    # attention block: its site from activations that went through the sliced layers before
-    zs = [(x + new.attn_delta(c, **kw)).to(run.offload) for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
-    p_mid = _pca_of(zs)
-    b_mid = run.basis(p_mid, ls.mid)
-    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid], run)
-    cs = _rotate(zs, b_mid, run)
-    # MLP block: its site
-    for p in a.mlp_in:
-        assign(new.get_submodule(p), *fold_reader(dense[p], f_mlp, b_mid, run.tr), dense[p])
-    _set_module(new, a.mlp_out, _block_writer(dense[a.mlp_out], run))
-    zs = [(c.to(run.dev) @ b_mid.T.to(run.dev, run.dtype) + new.mlp_delta(c.to(run.dev))).to(run.offload)
-          for c in cs]
-    p_out, b_out = _out_basis(zs, ls, run, last)
-    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out], run)
-    cs = _rotate(zs, b_out, run)
-    return new, cs, [p_mid, p_out], [b_mid, b_out]
-
-
-def _out_basis(zs: list[Tensor], ls: LayerSites, run: _Run, last: bool) -> tuple[SitePCA | None, Tensor]:
-    """PCA and basis of a layer's output site (a full-width last site before a tied head: the identity)."""
-    if last and run.keep_io and run.dims[ls.out] == run.D:
-        return None, torch.eye(run.D, dtype=torch.float64)  # original basis: no map back needed
-    p_out = _pca_of(zs)
-    return p_out, run.basis(p_out, ls.out)
-
-
-def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Tensor, shortcut: nn.Module | None,
-                 b_in: Tensor, d_out: int, run: _Run) -> None:
-    """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's."""
-    with torch.device("meta"):
-        _set_module(new, path, _resized(dense, d_out=d_out, transposed=run.tr))
-    assign(new.get_submodule(path), *rotate_writer(dense, b_out, run.centred, run.tr), dense)
-    if shortcut is not None:
-        assign(shortcut, b_out.T @ b_in, None, dense)
-
-
 def _slice_head(
-    model: nn.Module, run: _Run, head_w: Tensor, head_b: Tensor | None, last_basis: Tensor,
+    model: nn.Module, run: Run, head_w: Tensor, head_b: Tensor | None, last_basis: Tensor,
     last_pca: SitePCA | None
 ) -> None:
     """Final norm and LM head. Tied (or `keep_io`): a norm that maps the last site back to D before the
@@ -250,7 +127,7 @@ def _slice_head(
     a = run.adapter
     g_final, b_final = norm_fold(model.get_submodule(a.final_norm), a)
     if run.keep_io:
-        norm = MapBackNorm(run.D, run.eps, run.dims[-1], bias=b_final is not None).to(run.home, run.dtype)
+        norm = MapBackNorm(run.D, run.eps, run.dims[-1], bias=b_final is not None).to(run.dev, run.dtype)
         norm.weight.copy_(g_final)
         if b_final is not None:
             norm.bias.copy_(b_final)
@@ -261,20 +138,25 @@ def _slice_head(
         _set_module(model, a.final_norm, norm)
         if not run.tied:  # an untied head reading D: its own copy of the original weights
             head = nn.Linear(run.D, head_w.shape[0], bias=head_b is not None, device="meta")
-            assign(head, head_w.double(), None if head_b is None else head_b.double(), norm)
-            _set_module(model, a.lm_head, head.to(run.home))
+            assign(head, head_w, head_b, norm)  # the dense tensors themselves (a copy only to another dtype)
+            _set_module(model, a.lm_head, head.to(run.dev))
         return
     like = model.get_submodule(a.final_norm)
     _set_module(model, a.final_norm, DimRMSNorm(run.D, run.eps))
     head = nn.Linear(run.dims[-1], head_w.shape[0], bias=False, device="meta")
-    w, bias = fold_reader(SimpleNamespace(weight=head_w, bias=head_b), (g_final, b_final), last_basis)
+
+    def rows(r: slice) -> tuple[Tensor, Tensor | None]:  # the head's rows (one per token) are its own
+        lin = SimpleNamespace(weight=head_w[r], bias=None if head_b is None else head_b[r])
+        return fold_reader(lin, (g_final, b_final), last_basis)
+
+    w, bias = map_rows(rows, *head_w.shape, run.dtype, head_w.device)
     if bias is not None:
         head.bias = nn.Parameter(torch.empty(head_w.shape[0], device="meta"))
     assign(head, w, bias, like if hasattr(like, "weight") else model.get_submodule(a.embed))
-    _set_module(model, a.lm_head, head.to(run.home))
+    _set_module(model, a.lm_head, head.to(run.dev))
 
 
-def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
+def _assemble(model: nn.Module, run: Run, settings: dict) -> SlicedForCausalLM:
     """Move the transformed modules into a `SlicedForCausalLM` (the class exports load with)."""
     a = run.adapter
     cfg = sliced_config(model, a, run.dims, run.tied, settings, run.keep_io)
@@ -293,7 +175,7 @@ def _assemble(model: nn.Module, run: _Run, settings: dict) -> SlicedForCausalLM:
             sliced.get_submodule(mod).register_buffer(bname, buf, persistent=False)
     if run.tied:
         sliced.get_submodule(a.lm_head).weight = sliced.get_input_embeddings().weight
-    return sliced.to(run.home).eval()
+    return sliced.eval()
 
 
 @torch.no_grad()
@@ -314,18 +196,22 @@ def slice_model(
     `core.sites.model_sites`: 2L+1 for sequential layers, L+1 for parallel ones).
 
     A tied embedding/head stays tied (the embedding keeps its basis, a D x d_0 map follows the lookup and a
-    d_L x D map precedes the final norm) unless `untie_head`. `inplace=True` consumes `model` layer by layer
-    (less host memory); otherwise a copy is sliced. LayerNorm models: every writer is made mean-free and each
+    d_L x D map precedes the final norm) unless `untie_head`. `inplace=True` consumes `model` layer by layer;
+    otherwise `model` is left as it was (an alias copy is sliced: no dense weight is duplicated, and the
+    sliced model copies only the tensors it keeps unchanged). `device`: where the layers are calibrated
+    and sliced, one at a time, while the model stays where it is. Weights stay in the model's dtype, the
+    PCA and the transforms run in float64. LayerNorm models: every writer is made mean-free and each
     LayerNorm's scale and bias are folded into its readers (see the module docstring).
     """
     adapter, cfg = adapter_for(model), model.config
     sites = sites_for(adapter, cfg.num_hidden_layers)
     _check_inputs(model, sites, cal_ids, dims, final_orientation)
-    model = model if inplace else copy.deepcopy(model)
+    foreign = None if inplace else storage_ptrs(model)
+    model = model if inplace else alias_copy(model)
     model.eval()
     home = next(model.parameters()).device
     dev = torch.device(device) if device is not None else home
-    run = _Run(adapter=adapter, dims=list(dims), D=cfg.hidden_size, eps=adapter.eps(cfg),
+    run = Run(adapter=adapter, dims=list(dims), D=cfg.hidden_size, eps=adapter.eps(cfg),
                tied=bool(getattr(cfg, "tie_word_embeddings", False)) and not untie_head, dev=dev, home=home,
                offload=home if home.type == "cpu" else dev, dtype=next(model.parameters()).dtype,
                orientation=final_orientation, seed=seed)
@@ -334,55 +220,41 @@ def slice_model(
 
     _place(model, run)
     xs, kws = _embed_inputs(model, run, cal_ids, batch_size)
-    pcas: list[SitePCA | None] = [_pca_of(xs)]
+    pcas: list[SitePCA | None] = [pca_of(xs)]
     bases = [run.basis(pcas[0], 0)]
-    cs = _rotate(xs, bases[0], run)
+    cs = rotate(xs, bases[0], run)
     head = model.get_submodule(adapter.lm_head)
-    head_w = head.weight.detach().clone()  # may share storage with embed
-    head_b = None if getattr(head, "bias", None) is None else head.bias.detach().clone()
+    head_w = head.weight.detach()  # nothing writes into it: slicing replaces tensors, never edits them
+    head_b = None if getattr(head, "bias", None) is None else head.bias.detach()
+    del head
     if not run.keep_io:
         _slice_embedding(model, run, bases[0])
 
     layers = model.get_submodule(adapter.layers)
     L = cfg.num_hidden_layers
     for ls in tqdm(layers_of(sites), desc="calibrate+slice", disable=not progress):
-        new, cs, ps, bs = _slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
+        host = tensors_of(layers[ls.layer])
+        new, cs, ps, bs = slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
         pcas += ps
         bases += bs
         if run.keep_io and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then basis 0
             new.input_map = nn.Linear(run.D, dims[0], bias=False, device="meta")
             assign(new.input_map, centre(bases[0], run.centred).T, None, new.attn_shortcut)
         layers[ls.layer] = new.to(home)
+        release_pages(host)
+        del host, new
 
     _slice_head(model, run, head_w, head_b, bases[-1], pcas[-1])
+    if not run.tied:
+        release_pages([head_w, head_b])
+    del head_w, head_b
     sliced = _assemble(model, run, settings)
+    cal_loss = _cal_loss(sliced, adapter, cs, cal_ids)
+    sliced = sliced.to(home)
+    if foreign is not None:
+        own_tensors(sliced, foreign)
     return SliceResult(model=sliced, dims=list(dims), bases=[b.cpu() for b in bases], pcas=pcas,
-                       cal_loss=_cal_loss(sliced, adapter, cs, cal_ids), settings=settings)
-
-
-def _to(kw: dict, dev: torch.device) -> dict:
-    def move(v):
-        if isinstance(v, Tensor):
-            return v.to(dev)
-        if isinstance(v, tuple):
-            return tuple(move(x) for x in v)
-        return v
-
-    return {k: move(v) for k, v in kw.items()}
-
-
-def _shape_layer(layer: nn.Module, adapter: Adapter, shape: tuple, D: int, eps: float) -> None:
-    """Replace the layer's norms by weightless D-norms and its readers by empty (meta) resized maps (biased
-    where a LayerNorm's bias folds in)."""
-    d_in, d_mid, _ = shape
-    tr, centred = adapter.transposed, adapter.centred
-    for p in adapter.attn_in:
-        _set_module(layer, p, _resized(layer.get_submodule(p), d_in=d_in, transposed=tr, bias=centred))
-    for p in adapter.mlp_in:
-        _set_module(layer, p,
-                    _resized(layer.get_submodule(p), d_in=d_mid or d_in, transposed=tr, bias=centred))
-    _set_module(layer, adapter.attn_norm, DimRMSNorm(D, eps))
-    _set_module(layer, adapter.mlp_norm, DimRMSNorm(D, eps))
+                       cal_loss=cal_loss, settings=settings)
 
 
 @torch.no_grad()

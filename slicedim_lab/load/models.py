@@ -31,6 +31,7 @@ from transformers import (
     OPTConfig,
     Phi3Config,
     PhiConfig,
+    PreTrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Qwen2Config,
@@ -308,3 +309,75 @@ def tiny_model(
                 elif isinstance(module, torch.nn.Linear) and module.bias is not None:
                     module.bias.copy_(0.1 * torch.randn_like(module.bias))  # HF inits biases to zero
     return model.to(dtype).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Full-width random checkpoints for memory checks: a real model's shapes at reduced depth, written shard by
+# shard (one tensor group in memory at a time), so the writer never holds the model.
+
+SHAPES: dict[str, tuple[type, dict[str, Any]]] = {
+    "llama3-8b": (LlamaConfig, dict(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                                    intermediate_size=14336, vocab_size=128256, rope_theta=500000.0,
+                                    max_position_embeddings=8192)),
+    "phi3-mini": (Phi3Config, dict(hidden_size=3072, num_attention_heads=32, num_key_value_heads=32,
+                                   intermediate_size=8192, vocab_size=32064, max_position_embeddings=4096,
+                                   original_max_position_embeddings=4096)),
+}
+
+
+def shape_config(shape: str, layers: int = 2, **overrides: Any) -> PreTrainedConfig:
+    """The config of a named real shape (`SHAPES`) with `layers` decoder layers, untied, float32."""
+    if shape not in SHAPES:
+        raise UsageError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
+    cls, sizes = SHAPES[shape]
+    kw = dict(sizes, num_hidden_layers=layers, tie_word_embeddings=False, rms_norm_eps=1e-5, bos_token_id=1,
+              eos_token_id=2, pad_token_id=0, hidden_act="silu", dtype="float32")
+    return cls(**{**kw, **overrides})
+
+
+def _random_tensor(name: str, shape: tuple[int, ...], g: torch.Generator, std: float) -> torch.Tensor:
+    """A norm's scale near 1, a bias near 0, a weight N(0, std^2) (filled in place: no float64 temporary)."""
+    t = torch.empty(shape, dtype=torch.float32)
+    if len(shape) == 1:
+        return t.normal_(1.0 if "norm" in name else 0.0, 0.1, generator=g)
+    return t.normal_(0.0, std, generator=g)
+
+
+def write_random_checkpoint(folder: str | Path, config: PreTrainedConfig, tokenizer=None, seed: int = 0,
+                            std: float = 0.02) -> Path:
+    """A random-weight float32 Hugging Face folder of `config`: one safetensors shard per decoder layer and
+    per other tensor, with the index; only one shard is in memory at a time. Returns the folder."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}  # a decoder layer, or one other tensor
+    for name, p in skeleton.state_dict().items():
+        m = re.search(r"\.layers\.(\d+)\.", name)
+        groups.setdefault(f"layer{int(m.group(1)):04d}" if m else name, []).append((name, tuple(p.shape)))
+    g = torch.Generator().manual_seed(seed)
+    weight_map, total = {}, 0
+    for i, params in enumerate(groups.values()):
+        shard = f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors"
+        tensors = {n: _random_tensor(n, s, g, std) for n, s in params}
+        save_file(tensors, str(folder / shard), metadata={"format": "pt"})
+        total += sum(t.numel() * t.element_size() for t in tensors.values())
+        weight_map.update(dict.fromkeys(tensors, shard))
+        del tensors
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
+    config.save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
+def checkpoint_bytes(folder: str | Path) -> int:
+    """The bytes of a folder's weights (its index's total size, else the safetensors files' sizes)."""
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return int(json.loads(index.read_text())["metadata"]["total_size"])
+    return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
