@@ -11,6 +11,7 @@ through the object store. Ray is imported here only, and only when a `RayExecuto
 from __future__ import annotations
 
 import copy
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ PointFn = Callable[[Any, nn.Module, int], Any]
 Log = Callable[[str], None]
 INSTALL_HINT = "pip install -e '.[ray]' (or: pip install 'ray>=2.40')"
 MAX_RETRIES = 3  # attempts after a worker dies mid-point (a Python error in a point is not retried)
+# Ray sends its token to an address given explicitly only when told to (RAY_AUTH_MODE=token)
+TOKEN_HINT = ("; if it uses token authentication (Ray's default for `ray start`), set RAY_AUTH_MODE=token, "
+              "with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class Executor(Protocol):
 
     remote: bool
 
+    def connect(self) -> None: ...
+
     def open(self, work: Any, model: nn.Module, spec: ModelSpec | None, log: Log) -> None: ...
 
     def map(self, fn: PointFn, dims: list[int]) -> Iterator[Outcome]: ...
@@ -100,6 +106,9 @@ class InProcess:
     def __init__(self) -> None:
         self._work: Any = None
         self._model: nn.Module | None = None
+
+    def connect(self) -> None:
+        pass
 
     def open(self, work: Any, model: nn.Module, spec: ModelSpec | None, log: Log) -> None:
         del spec, log
@@ -162,22 +171,29 @@ class RayExecutor:
         self._args: tuple = ()
         self._task: Any = None
         self._log: Log = print
+        self._model_by: str | None = None
 
     # -- the cluster
 
-    def open(self, work: Any, model: nn.Module, spec: ModelSpec | None, log: Log) -> None:
-        """Join (or start) the cluster, check it can run a point, put the shared state in the object store."""
+    def connect(self) -> None:
+        """Join (or start) the cluster and check that it can run a point: a one-line UsageError otherwise,
+        before the driver loads anything."""
         ray = self._ray = require_ray()
-        self._log = log
         if not ray.is_initialized():
-            self._owns = True
+            check_reachable(self.address)
             local = {"num_cpus": self.num_cpus} if self.address is None else {}
             try:
                 ray.init(address=self.address, include_dashboard=False, **local)
-            except ConnectionError as e:
-                self._owns = False
-                raise UsageError(f"cannot reach the Ray cluster at {self.address}: {error_line(e)}") from None
+            except (ConnectionError, RuntimeError) as e:
+                raise UsageError(f"cannot join the Ray cluster at {self.address}: {error_line(e)}"
+                                 + (TOKEN_HINT if _about_auth(e) else "")) from None
+            self._owns = True
         self._check_resources()
+
+    def open(self, work: Any, model: nn.Module, spec: ModelSpec | None, log: Log) -> None:
+        """Connect if not yet, and put the shared state (and a model built in memory) in the object store."""
+        self.connect()
+        ray, self._log = self._ray, log
         shipped = None if spec is not None else ray.put(_on_cpu(model))
         device = "cuda" if self.gpus_per_point > 0 else "cpu"
         threads = max(1, int(self.cpus_per_point))
@@ -206,7 +222,7 @@ class RayExecutor:
         return {"executor": "ray", "ray_address": self.address or "local (started by the driver)",
                 "cluster_address": self.cluster_address(),
                 "per_point": {"num_cpus": self.cpus_per_point, "num_gpus": self.gpus_per_point},
-                "max_retries": self.max_retries, "model": getattr(self, "_model_by", None),
+                "max_retries": self.max_retries, "model": self._model_by,
                 "cluster": {"CPU": have.get("CPU", 0), "GPU": have.get("GPU", 0),
                             "nodes": sum(1 for k in have if k.startswith("node:") and "internal" not in k)},
                 "ray_version": getattr(ray, "__version__", None)}
@@ -243,6 +259,27 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                 self._log(f"cancelled {len(pending)} outstanding point(s): "
                           f"d'={', '.join(str(refs[r]) for r in pending)}")
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """A one-line UsageError if nothing listens at a `HOST:PORT` (or `ray://HOST:PORT`) address: Ray itself
+    would keep retrying for minutes. `None` and `auto` are left to Ray."""
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
+def _about_auth(e: BaseException) -> bool:
+    """Whether a failed `ray.init` (or an error it chained) was refused for want of a token."""
+    while e is not None:
+        if "auth" in f"{type(e).__name__} {e}".lower():
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _on_cpu(model: nn.Module) -> nn.Module:

@@ -210,6 +210,7 @@ class SweepRunner:
         self.out = Path(out) if out is not None else None
         if self.out is not None:
             prepare_dir(self.out, cfg, fresh, log=log)
+        self.executor.connect()  # a cluster that cannot run a point is refused before anything loads
         self.inp = load_inputs(cfg, lm, device)
         model = self.inp.model
         self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers

@@ -3,13 +3,15 @@ Ray, bad resources), a failed point's exit status, and the in-process executor's
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
 
 import slicedim_lab.cli.sweeps as cli_sweeps
 from slicedim_lab.cli import main
-from slicedim_lab.sweep.executors import InProcess, PointsFailed, error_line
+from slicedim_lab.errors import UsageError
+from slicedim_lab.sweep.executors import InProcess, PointsFailed, check_reachable, error_line
 
 ARGS = ["sweep", "--model", "no-such-model", "--dims", "48", "--cal-samples", "2"]
 
@@ -50,6 +52,15 @@ def test_bad_ray_resources(tmp_path, capsys, extra, message) -> None:
     pytest.importorskip("ray")  # `make test` installs the `ray` extra
     assert main([*ARGS, "--out", str(tmp_path / "sw"), "--executor", "ray", *extra]) == 2
     assert message in one_error_line(capsys)
+
+
+def test_unreachable_cluster_is_one_line() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UsageError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        check_reachable(f"127.0.0.1:{port}")
+    check_reachable("auto")  # left to Ray
 
 
 def test_failed_points_exit_1_with_one_line(tmp_path, monkeypatch, capsys) -> None:

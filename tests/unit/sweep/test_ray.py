@@ -21,7 +21,7 @@ from tiny_fixtures import tiny_folder
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import load_model
 from slicedim_lab.sweep.config import SweepConfig
-from slicedim_lab.sweep.executors import ModelSpec, PointsFailed, RayExecutor
+from slicedim_lab.sweep.executors import PointsFailed, RayExecutor
 from slicedim_lab.sweep.runner import run_sweep
 from slicedim_lab.widgets.sweep import SweepBench, sweep_explorer
 
@@ -151,11 +151,11 @@ def test_ray_rows_equal_in_process(cluster, folder, reference, tmp_path) -> None
     assert run["finished"] and run["failed"] == {}
     # a point asking for more than the cluster has is refused at once, in one line
     with pytest.raises(UsageError, match="0 GPU"):
-        RayExecutor(gpus_per_point=1).open(None, None, ModelSpec("x"), print)
+        RayExecutor(gpus_per_point=1).connect()
 
 
 def test_bench_measures_on_the_cluster(cluster, folder, reference, tmp_path, capsys) -> None:
-    """The notebook's bench sends "Measure" clicks to the cluster; a model built in memory travels by value."""
+    """The notebook's bench sends "Measure" clicks to the cluster; an in-memory model travels by value."""
     lm = load_model(str(folder), device="cpu")
     bench = SweepBench(cfg(folder), tmp_path / "bench", lm=lm, device="cpu", progress=False,
                        log=lambda m: None, executor=RayExecutor())
