@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
 
 from ..core.export import save_sliced
+from ..core.memory import alias_copy, device_peak_bytes, peak_rss_bytes, reset_device_peak
 from ..core.sites import is_parallel, model_sites
 from ..core.size import macs_per_token, param_breakdown
 from ..core.slicing import slice_model
@@ -104,7 +104,10 @@ def cmd_slice(args: argparse.Namespace) -> int:
         raise UsageError(f"output folder {args.out} exists (use --overwrite)")
     schedule = load_schedule(args.schedule) if args.schedule else None
     cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
-    lm = models.load_model(args.model, device=args.device, dtype=args.dtype)
+    dev = models.resolve_device(args.device)
+    models.resolve_dtype(args.dtype, dev)  # a bad pair fails before anything is read
+    # the dense model stays on the host (memory-mapped from its checkpoint); layers visit `dev` one at a time
+    lm = models.load_model(args.model, device=str(dev), dtype=args.dtype, keep_on_host=True)
     cfg = lm.model.config
     dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=args.sparsity, dim=args.dim,
                      schedule=schedule, round_interval=args.round_interval, slice_head=args.slice_head,
@@ -116,17 +119,24 @@ def cmd_slice(args: argparse.Namespace) -> int:
     ev = windows(lm.tokenizer, eval_text, args.eval_seqlen, args.max_eval_windows)
     progress = not args.no_progress
     dense = None
-    if args.eval_dense:
-        dense = evaluate(lm.model, ev, args.batch_size, device=lm.device, progress=progress)
+    if args.eval_dense:  # on the device through an alias copy: the host model stays as it is
+        on_dev = lm.model if dev.type == "cpu" else alias_copy(lm.model).to(dev)
+        dense = evaluate(on_dev, ev, args.batch_size, device=dev, progress=progress)
+        del on_dev
     params_dense, macs_dense = param_breakdown(lm.model), macs_per_token(lm.model, args.eval_seqlen)
+    dtype = next(lm.model.parameters()).dtype
+    reset_device_peak(dev)
     t0 = time.perf_counter()
     res = slice_model(
         lm.model, cal, dims, untie_head=args.untie_head, final_orientation=args.final_orientation,
-        seed=args.seed, batch_size=args.batch_size, inplace=not args.eval_dense, progress=progress,
+        seed=args.seed, batch_size=args.batch_size, device=dev, inplace=not args.eval_dense,
+        progress=progress,
     )
     seconds_slice = time.perf_counter() - t0
+    peak_device_slice = device_peak_bytes(dev)
     res.model.config.slicing["corpus"] = args.corpus
-    ev_res = evaluate(res.model, ev, args.batch_size, device=lm.device, progress=progress)
+    res.model.to(dev)
+    ev_res = evaluate(res.model, ev, args.batch_size, device=dev, progress=progress)
     uniform = len(set(dims[:-1])) == 1
     params_sliced, macs_sliced = param_breakdown(res.model), macs_per_token(res.model, args.eval_seqlen)
     payload = {
@@ -148,7 +158,10 @@ def cmd_slice(args: argparse.Namespace) -> int:
         "eval_tokens": ev_res.tokens,
         "seconds_calibrate_slice": seconds_slice,
         "seconds_eval": ev_res.seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_bytes() / 2**20,  # host, the whole run (weights memory-mapped count as read)
+        "peak_device_mb": None if peak_device_slice is None else peak_device_slice / 2**20,  # calibrate+slice
+        "device": str(dev),
+        "dtype": str(dtype).removeprefix("torch."),  # every weight; PCA and the transforms run in float64
         "model": args.model,
         "corpus": args.corpus,
         "cal_samples": args.cal_samples,

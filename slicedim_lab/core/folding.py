@@ -17,6 +17,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import Adapter
+from .memory import release_pages
 
 
 def assign(lin: nn.Module, weight: Tensor, bias: Tensor | None, like: nn.Module) -> None:
@@ -95,15 +96,19 @@ def row_blocks(rows: int, cols: int) -> list[slice]:
 
 
 RowFn = Callable[[slice], tuple[Float[Tensor, "block out"], Float[Tensor, "block"] | None]]  # noqa: F821
+Rows = tuple[Float[Tensor, "rows out"], Float[Tensor, "rows"] | None]  # noqa: F821
 
 
-def map_rows(fn: RowFn, rows: int, cols: int, dtype: torch.dtype,
-             device: torch.device) -> tuple[Float[Tensor, "rows out"], Float[Tensor, "rows"] | None]:  # noqa: F821
+def map_rows(fn: RowFn, rows: int, cols: int, dtype: torch.dtype, device: torch.device,
+             consumed: Tensor | None = None) -> Rows:
     """A row-local transform `fn(rows) -> (float64 rows, float64 biases or None)` of a `rows x cols` map,
-    block by block (`row_blocks`) into one output of `dtype`: the float64 temporaries never pass a block."""
+    block by block (`row_blocks`) into one output of `dtype`: the float64 temporaries never pass a block.
+    `consumed`: the dense map, whose rows' pages are given back as each block is done (`release_pages`)."""
     w = b = None
     for sl in row_blocks(rows, cols):
         wb, bb = fn(sl)
+        if consumed is not None:
+            release_pages([consumed[sl]])
         if w is None:
             w = torch.empty(rows, wb.shape[1], dtype=dtype, device=device)
             b = None if bb is None else torch.empty(rows, dtype=dtype, device=device)

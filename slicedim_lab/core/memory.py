@@ -13,8 +13,12 @@ from __future__ import annotations
 import copy
 import ctypes
 import mmap
+import os
 import resource
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,14 +102,17 @@ def _libc_madvise():
 
 def release_pages(tensors: Iterable[Tensor | None]) -> int:
     """Drop the resident pages of CPU tensors that are clean views of a memory-mapped file (a checkpoint
-    that transformers mapped): their values stay, read again from the file when touched. Other tensors are
-    left alone (free them by dropping references). Returns the bytes advised away."""
+    that transformers mapped): their values stay, read again from the file when touched. Only whole pages
+    inside each tensor's bytes are dropped; other tensors are left alone (free them by dropping
+    references). Returns the bytes advised away."""
     ranges = []
     for t in tensors:
-        if t is None or t.device.type != "cpu" or t.is_meta:
+        if t is None or t.device.type != "cpu" or t.is_meta or not t.numel():
             continue
-        s = t.untyped_storage()
-        if s.nbytes():
+        if t.is_contiguous():  # its own bytes (a block of rows of a larger table, say)
+            ranges.append((t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()))
+        else:
+            s = t.untyped_storage()
             ranges.append((s.data_ptr(), s.data_ptr() + s.nbytes()))
     if not ranges or not _SMAPS.exists():
         return 0
@@ -158,3 +165,47 @@ def own_tensors(module: nn.Module, foreign: set[int]) -> int:
                     memo[id(t)] = nn.Parameter(data, t.requires_grad) if isinstance(t, nn.Parameter) else data
                 table[name] = memo[id(t)]
     return copied
+
+
+def _rss_of(status_file: Path) -> int:
+    """A process's resident set in bytes from its /proc status file (0 once it is gone)."""
+    try:
+        text = status_file.read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+@dataclass
+class Measured:
+    """A finished subprocess: exit status, peak resident set (its own, from wait4) and its output."""
+
+    returncode: int
+    peak_rss: int
+    stdout: str
+    stderr: str
+    killed: bool  # stopped for passing `kill_above`
+
+
+def run_measured(cmd: list[str], kill_above: int | None = None, env: dict | None = None,
+                 poll_s: float = 0.1) -> Measured:
+    """Run `cmd` in a fresh process and return its peak RSS (the kernel's max resident set of that process,
+    via wait4); stopped (SIGKILL) as soon as its resident set passes `kill_above` bytes, so a check that
+    fails cannot exhaust a shared machine."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        killed = False
+        status_file = Path(f"/proc/{proc.pid}/status")
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if kill_above is not None and not killed and _rss_of(status_file) > kill_above:
+                proc.kill()
+                killed = True
+            time.sleep(poll_s)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+        return Measured(proc.returncode, peak, out.read(), err.read(), killed)

@@ -103,7 +103,7 @@ def _slice_table(embed: nn.Module, basis: Float[Tensor, "d_model d_site"], centr
     old = embed.weight
     b = basis.to(old.device)
     w, _ = map_rows(lambda r: (centre(old[r].double().T, centred).T @ b, None), *old.shape, old.dtype,
-                    old.device)
+                    old.device, consumed=old)
     embed.weight = nn.Parameter(w, requires_grad=False)
     embed.embedding_dim = w.shape[1]
     release_pages([old])
@@ -149,7 +149,7 @@ def _slice_head(
         lin = SimpleNamespace(weight=head_w[r], bias=None if head_b is None else head_b[r])
         return fold_reader(lin, (g_final, b_final), last_basis)
 
-    w, bias = map_rows(rows, *head_w.shape, run.dtype, head_w.device)
+    w, bias = map_rows(rows, *head_w.shape, run.dtype, head_w.device, consumed=head_w)
     if bias is not None:
         head.bias = nn.Parameter(torch.empty(head_w.shape[0], device="meta"))
     assign(head, w, bias, like if hasattr(like, "weight") else model.get_submodule(a.embed))

@@ -96,19 +96,26 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """Map a dtype name to torch; default float32. bfloat16/float16 are allowed only on CUDA."""
+    """Map a dtype name to torch; default float32. float16 is allowed only on CUDA; bfloat16 also on the
+    CPU (slow, but it checks what half precision does)."""
     name = dtype or "float32"
     if name not in DTYPES:
         raise UsageError(f"unknown dtype {name!r}; choose one of: {', '.join(DTYPES)}")
-    if name in ("bfloat16", "float16") and device.type != "cuda":
-        raise UsageError(f"dtype {name} is only supported on CUDA (device is {device.type}); use float32")
+    if name == "float16" and device.type != "cuda":
+        raise UsageError(f"dtype {name} is only supported on CUDA (device is {device.type}); use float32 or "
+                         "bfloat16")
     return DTYPES[name]
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str | None = None,
+               keep_on_host: bool = False) -> LoadedModel:
     """Load an alias, a local Hugging Face folder or a hub id, in eval mode, on `device` in `dtype`.
 
-    Bad names, devices and dtypes raise UsageError before any weights are read.
+    Weights need no gradients (`requires_grad` off: a backward pass through the model computes gradients
+    of activations only, never a second copy of the weights). A float32 safetensors checkpoint loaded in
+    float32 on the CPU stays memory-mapped (read as it is touched). `keep_on_host`: leave the model on the
+    CPU whatever `device` says (which still decides what dtype is allowed) — for slicing layer by layer
+    on `device`. Bad names, devices and dtypes raise UsageError before any weights are read.
     """
     dev = resolve_device(device)
     tdtype = resolve_dtype(dtype, dev)
@@ -127,8 +134,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str | Non
             f"unknown model {name!r}: not an alias, an existing folder or a hub id (owner/name); "
             f"aliases: {', '.join(ALIASES)}"
         )
-    model = model.to(dev).eval()
-    return LoadedModel(model=model, tokenizer=tok, name=name, device=dev)
+    home = torch.device("cpu") if keep_on_host else dev
+    model = model.to(home).eval().requires_grad_(False)
+    return LoadedModel(model=model, tokenizer=tok, name=name, device=home)
 
 
 def _load_folder(

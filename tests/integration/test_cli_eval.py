@@ -57,7 +57,7 @@ def test_eval_json_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path, mo
         (["--max-windows", "0"], "max-windows"),
         (["--batch-size", "0"], "batch-size"),
         (["--device", "cuda"], "CUDA is not available"),
-        (["--dtype", "bfloat16"], "only supported on CUDA"),
+        (["--dtype", "float16"], "only supported on CUDA"),
         (["--dtype", "int4"], "unknown dtype"),
         (["--seqlen", "abc"], "invalid int value"),
         (["--bogus"], "unrecognized arguments"),

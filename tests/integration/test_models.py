@@ -129,10 +129,10 @@ def test_cuda_without_cuda() -> None:
     assert models.resolve_device("auto") == torch.device("cpu")
 
 
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-def test_half_precision_only_on_cuda(dtype: str) -> None:
+def test_float16_only_on_cuda_bfloat16_also_on_the_cpu() -> None:
     with pytest.raises(UsageError, match="only supported on CUDA"):
-        load_model(device="cpu", dtype=dtype)
+        load_model(device="cpu", dtype="float16")
+    assert models.resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
 
 
 def test_bad_device_and_dtype() -> None:

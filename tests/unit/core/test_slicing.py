@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from slicedim_lab.core.export import load_sliced, save_sliced
+from slicedim_lab.core.memory import storage_ptrs
 from slicedim_lab.core.sites import is_parallel, model_sites
 from slicedim_lab.core.size import count_params, param_breakdown
 from slicedim_lab.core.slicing import slice_model
@@ -85,6 +87,23 @@ def test_slicing_changes_the_function_and_keeps_the_source() -> None:
     res = slice_model(model, x, site_dims(L, D, dim=16), progress=False)
     assert rel(res.model(x).logits, model(x).logits) > 1e-3
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "phi"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_copy_free_slicing_equals_inplace_and_shares_nothing(arch: str, tied: bool) -> None:
+    """Without `inplace` nothing is deep-copied (an alias copy is sliced): the result is the inplace one bit
+    for bit, the source stays as it was and the sliced model shares no storage with it."""
+    model = tiny_model(arch, dtype=torch.float64, tie_word_embeddings=tied)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, dims = ids(), dims_of(model, dim=40)
+    res = slice_model(model, x, dims, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not storage_ptrs(res.model) & storage_ptrs(model)
+    ref = slice_model(copy.deepcopy(model), x, dims, inplace=True, progress=False)
+    a, b = res.model.state_dict(), ref.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert res.cal_loss == ref.cal_loss and all(torch.equal(p, q) for p, q in zip(res.bases, ref.bases))
 
 
 @pytest.mark.parametrize("arch", ["llama", "phi3"])
