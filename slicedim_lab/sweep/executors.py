@@ -183,7 +183,8 @@ class RayExecutor:
             check_reachable(self.address)
             local = {"num_cpus": self.num_cpus} if self.address is None else {}
             try:
-                ray.init(address=self.address, include_dashboard=False, **local)
+                # "local": a fresh cluster here, never one a stale /tmp/ray/ray_current_cluster points to
+                ray.init(address=self.address or "local", include_dashboard=False, **local)
             except (ConnectionError, RuntimeError) as e:
                 raise UsageError(f"cannot join the Ray cluster at {self.address}: {error_line(e)}"
                                  + (TOKEN_HINT if _about_auth(e) else "")) from None
@@ -221,7 +222,8 @@ class RayExecutor:
         have = ray.cluster_resources() if ray is not None and ray.is_initialized() else {}
         return {"executor": "ray", "ray_address": self.address or "local (started by the driver)",
                 "cluster_address": self.cluster_address(),
-                "per_point": {"num_cpus": self.cpus_per_point, "num_gpus": self.gpus_per_point},
+                "per_point": {"num_cpus": _number(self.cpus_per_point),
+                              "num_gpus": _number(self.gpus_per_point)},
                 "max_retries": self.max_retries, "model": self._model_by,
                 "cluster": {"CPU": have.get("CPU", 0), "GPU": have.get("GPU", 0),
                             "nodes": sum(1 for k in have if k.startswith("node:") and "internal" not in k)},
@@ -271,6 +273,10 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise UsageError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
+def _number(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
 
 
 def _about_auth(e: BaseException) -> bool:

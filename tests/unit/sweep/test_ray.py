@@ -82,7 +82,7 @@ class Faulty(RayExecutor):
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray cluster with 2 CPUs; yields its address."""
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
