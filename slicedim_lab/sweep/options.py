@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..errors import UsageError
+from ..load.models import resolve_dtype
 from ..schema import BASES
 from .config import SweepConfig
 from .executors import MAX_RETRIES, Executor, RayExecutor, require_ray
@@ -85,8 +88,11 @@ def executor_from_args(args) -> Executor | None:
             raise UsageError(f"{given[0]} needs --executor ray")
         return None
     require_ray()
-    if args.dtype in ("bfloat16", "float16") and not args.gpus_per_point:
-        raise UsageError(f"dtype {args.dtype} needs CUDA on the workers: give --gpus-per-point (> 0)")
+    if not args.gpus_per_point:  # the workers measure on the CPU: their dtype must run there
+        try:
+            resolve_dtype(args.dtype, torch.device("cpu"))
+        except UsageError as e:
+            raise UsageError(f"{e} (the workers measure on the CPU without --gpus-per-point)") from None
     return RayExecutor(address=args.ray_address,
                        cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
                        gpus_per_point=0 if args.gpus_per_point is None else args.gpus_per_point,
