@@ -1,7 +1,7 @@
 """Peak host memory of `slicedim slice` and `slicedim sweep` on real-shaped random-weight checkpoints.
 
 A checkpoint of a real model's shapes at reduced depth (`load.models.SHAPES`: Llama-3-8B, 4096 wide,
-vocabulary 128256, ~6 GB at 2 layers; Phi-3-mini, 3072 wide, ~2.4 GB) is written shard by shard in one
+vocabulary 128256, 5.9 GB at 2 layers; Phi-3-mini, 3072 wide, 1.7 GB) is written shard by shard in one
 subprocess; the command runs in a fresh one, whose peak resident set (the kernel's, via wait4) is compared
 with the targets of issue 15: slice <= 1.5x the model's bytes + 1.5 GB, sweep <= 2x + 1.5 GB. A run that
 passes its bound by 2 GB is stopped. Tiny calibration (2 windows x 64 tokens): the memory is the weights'.
@@ -33,10 +33,9 @@ STOP_ABOVE = 2 * GB  # past the bound by this much, the run is stopped
 
 
 def build(shape: str, folder: Path, layers: int = 2) -> int:
-    """Write the random checkpoint (with the embedded model's tokenizer) in a subprocess; its bytes."""
-    code = ("import sys; from transformers import AutoTokenizer; from slicedim_lab.load import models as m; "
-            "tok = AutoTokenizer.from_pretrained(m.ensure_alias_cached(m.DEFAULT_MODEL)); "
-            "m.write_random_checkpoint(sys.argv[1], m.shape_config(sys.argv[2], int(sys.argv[3])), tok)")
+    """Write the random checkpoint (with a byte-level tokenizer) in a subprocess; its bytes."""
+    code = ("import sys; from slicedim_lab.load import models as m; m.write_random_checkpoint(sys.argv[1], "
+            "m.shape_config(sys.argv[2], int(sys.argv[3])), m.byte_tokenizer())")
     subprocess.run([sys.executable, "-c", code, str(folder), shape, str(layers)], check=True)
     return checkpoint_bytes(folder)
 

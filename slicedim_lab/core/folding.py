@@ -48,11 +48,12 @@ def fold_reader(lin: nn.Module, fold: tuple[Tensor, Tensor | None], basis: Tenso
     read in the site's basis."""
     scale, shift = fold
     w0 = weight_out_in(lin, transposed)
-    w = w0 * scale.double().to(w0.device)[None, :]
     bias = lin.bias
     if shift is not None:
         extra = w0 @ shift.double().to(w0.device)
         bias = extra if bias is None else bias.double() + extra
+    w = w0 * scale.double().to(w0.device)[None, :]
+    del w0  # one float64 copy of the map at a time
     return w @ basis.to(w.device), bias
 
 

@@ -5,7 +5,7 @@ set (wait4) is checked against the bound: slice <= 1.5x the model's bytes + 1.5 
 <= 2x + 1.5 GB (`bench/bench_memory.py`, which prints the same table). Calibration is tiny (2 x 64 tokens)
 but the weights are full size: what the bounds are about. A run that passes its bound by 2 GB is stopped.
 
-The Phi-3-mini shape (2.4 GB) runs by default. The Llama-3-8B shape (5.9 GB; vocabulary 128256) costs
+The Phi-3-mini shape (1.7 GB) runs by default. The Llama-3-8B shape (5.9 GB; vocabulary 128256) costs
 minutes of float64 work on 2 cores (five 4096 x 4096 eigendecompositions and ~5 TFLOP of rotations per
 slice) and runs with SLICEDIM_MEMORY_TESTS=all.
 """
