@@ -4,6 +4,10 @@ Corpora beyond bench_predict's: built deterministically from text on this machin
 - `perldiag`: /usr/share/perl/5.36/pod/perldiag.pod with POD markup stripped (TUNING corpus).
 - `git-relnotes`: /usr/share/doc/git/RelNotes/*.txt in sorted order (HELD-OUT plain-English corpus).
 - `licenses`: /usr/share/common-licenses/* in sorted order (spare held-out corpus).
+- Fresh held-out corpora of `ours` v2 (defined 2026-12-02 before anything was computed on them; plain-English
+  technical text, none of it Python documentation): `cmake-help` (/usr/share/cmake-3.25/Help/**/*.rst in
+  sorted order), `vim-help` (/usr/share/vim/vim90/doc/*.txt in sorted order), `coreutils-info`
+  (/usr/share/info/coreutils.info.gz, decompressed).
 Settings are those of issue 12 / make demo: 32 x 512 calibration windows, 16 held-out gradient windows,
 16 eval windows x 512, widths 512, 456, 400, 344, 288.
 """
@@ -102,6 +106,17 @@ def corpus_path(name: str) -> str:
     elif name == "licenses":
         files = sorted(p for p in Path("/usr/share/common-licenses").iterdir() if p.is_file())
         text = "\n\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+    elif name == "cmake-help":
+        files = sorted(Path("/usr/share/cmake-3.25/Help").rglob("*.rst"))
+        text = "\n\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+    elif name == "vim-help":
+        files = sorted(Path("/usr/share/vim/vim90/doc").glob("*.txt"))
+        text = "\n\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+    elif name == "coreutils-info":
+        import gzip
+
+        raw = gzip.decompress(Path("/usr/share/info/coreutils.info.gz").read_bytes())
+        text = raw.decode("utf-8", errors="replace")
     else:
         raise SystemExit(f"unknown corpus {name}")
     path.write_text(text, encoding="utf-8")

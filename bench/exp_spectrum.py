@@ -1,0 +1,111 @@
+"""Dense-only statistics of one lab corpus that might carry its growth exponent (issue 12, `ours` v2 lab).
+
+The frozen `ours` uses one growth exponent β = 1.44 for every text; the measured exponents are 1.43–1.46 on
+Python documentation and 1.64–1.84 on plain English. This script computes, with the DENSE model only
+(nothing sliced or projected runs), the statistics a text-dependent exponent could come from, at the lab's
+widths: the dense eval perplexity; the semi-interleaved Fisher sums (`fisher_semi`, `fisher_semi_cross`,
+16 held-out gradient windows); the fraction of the stream's energy the semi-interleaved cuts discard; and
+the log-log slope of each between d' = 512 and 288. Written to runs/lab/<corpus>/spectrum.json.
+
+    .venv/bin/python bench/exp_spectrum.py CORPUS [--threads 2]
+
+Uses the working tree's slicedim_lab and the lab's settings and corpus files (bench/lab_common.py builds
+them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from slicedim_lab.core.pca import pca  # noqa: E402
+from slicedim_lab.eval.metrics import evaluate  # noqa: E402
+from slicedim_lab.predict.fisher import dense_moments, fisher_tables  # noqa: E402
+from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
+from slicedim_lab.sweep.inputs import load_inputs  # noqa: E402
+
+LAB = ROOT / "runs" / "lab"
+SETTINGS = dict(cal_samples=32, cal_seqlen=512, eval_seqlen=512, max_eval_windows=16, grad_windows=16)
+DIMS = [512, 456, 400, 344, 288]
+
+
+def semi_energy(second: list[torch.Tensor], cross: list[torch.Tensor], dim: int, charged: int) -> dict:
+    """Energy the semi-interleaved cuts at `dim` discard, as a fraction of the dense stream's energy:
+    Σ_s tr((I−P̃_s) H_u,s) / Σ_s tr(H_s) over the charged sites (H_u,s the increment's second moment, as in
+    `fisher.semi_bases`), and the same per site, averaged."""
+    D = second[0].shape[0]
+    eye = torch.eye(D, dtype=torch.float64)
+    cut, total, fracs, proj = 0.0, 0.0, [], None
+    for s in range(charged):
+        h = second[0] if s == 0 else (second[s] - cross[s - 1] @ (eye - proj) - (eye - proj) @ cross[s - 1].T
+                                      + (eye - proj) @ second[s - 1] @ (eye - proj))
+        p = pca(h)
+        lost = float(p.eigvals[dim:].sum())
+        cut += lost
+        total += float(second[s].trace())
+        fracs.append(lost / float(second[s].trace()))
+        b = p.vectors[:, :dim]
+        proj = b @ b.T
+    return {"total": cut / total, "site_mean": sum(fracs) / len(fracs)}
+
+
+def slope(values: dict[int, float], hidden: int, a: int = 512, b: int = 288) -> float:
+    """d ln(value) / d ln(s) between widths a and b."""
+    sa, sb = 1 - a / hidden, 1 - b / hidden
+    return math.log(values[b] / values[a]) / math.log(sb / sa)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("corpus")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    corpus = args.corpus if args.corpus == "python-docs" else str(LAB / "corpora" / f"{args.corpus}.txt")
+    inp = load_inputs(SweepConfig(corpus=corpus, tasks=[], **SETTINGS), device="cpu")
+    D = inp.model.config.hidden_size
+    timing = {}
+    t0 = time.perf_counter()
+    dense = evaluate(inp.model, inp.eval_ids, batch_size=2, progress=False)
+    timing["dense_eval"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    dm = dense_moments(inp.model, inp.cal_ids, 2, progress=False)
+    timing["moments"] = time.perf_counter() - t0
+    charged = len(dm.second) - 1
+    t0 = time.perf_counter()
+    energy = {d: semi_energy(dm.second, dm.cross, d, charged) for d in DIMS}
+    timing["energy"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ft = fisher_tables(inp.model, inp.cal_ids, SETTINGS["grad_windows"], grad_ids=inp.grad_ids,
+                       semi_dims=DIMS, moments=dm, progress=False)
+    timing["fisher"] = time.perf_counter() - t0
+    semi = {d: ft.delta_loss(d, "fisher_semi") for d in DIMS}
+    semi_cross = {d: ft.delta_loss(d, "fisher_semi_cross") for d in DIMS}
+    out = {
+        "corpus": args.corpus, "hidden": D, "ppl0": dense.ppl, "dims": DIMS,
+        "fisher_semi": semi, "fisher_semi_cross": semi_cross,
+        "energy_total": {d: e["total"] for d, e in energy.items()},
+        "energy_site_mean": {d: e["site_mean"] for d, e in energy.items()},
+        "slopes": {
+            "fisher_semi": slope(semi, D), "fisher_semi_cross": slope(semi_cross, D),
+            "energy_total": slope({d: e["total"] for d, e in energy.items()}, D),
+            "energy_site_mean": slope({d: e["site_mean"] for d, e in energy.items()}, D),
+        },
+        "timing": timing,
+    }
+    (LAB / args.corpus).mkdir(parents=True, exist_ok=True)
+    (LAB / args.corpus / "spectrum.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: out[k] for k in ("corpus", "ppl0", "slopes", "timing")}))
+
+
+if __name__ == "__main__":
+    main()
