@@ -9,7 +9,6 @@ datasets) and fails at once, with one line naming each of them, when the hub can
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..eval.mcq import LM_EVAL_TASKS
 from ..load import models
-from ..load.corpus import CORPORA
+from ..load.corpus import CORPORA, datasets_offline
 from ..sweep.config import SweepConfig, parse_points
 from ..sweep.presets import PAPER, TABLE_FILE, preset_config, write_paper_table
 from ..sweep.runner import run_sweep
@@ -92,19 +91,15 @@ def _model_cached(model: str) -> bool:
         return False
 
 
-def _datasets_offline() -> bool:
-    return os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
-
-
 def hub_needs(model: str, corpus: str, tasks: list[str]) -> list[str]:
     """What this run would fetch from the Hugging Face hub, in words (empty: everything is local)."""
     needs = []
     if not _is_local(model) and not _model_cached(model):
         needs.append(f"model {model}")
-    if corpus == "wikitext2" and not _datasets_offline():
+    if corpus == "wikitext2" and not datasets_offline():
         needs.append("dataset wikitext (wikitext-2-raw-v1)")
     harness = [t for t in tasks if t in LM_EVAL_TASKS]
-    if harness:  # eval.mcq.check_tasks asks for a reachable hub whenever lm-eval tasks are named
+    if harness and not datasets_offline():  # else eval.mcq.check_tasks asks for a reachable hub
         needs.append(f"the lm-eval datasets of {', '.join(harness)}")
     return needs
 

@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..errors import UsageError
-from ..load.corpus import load_text
+from ..load.corpus import datasets_offline, load_text
 from ..load.models import hub_reachable
 
 LM_EVAL_TASKS = ("piqa", "arc_easy", "arc_challenge", "hellaswag", "winogrande")
@@ -174,6 +174,7 @@ def check_tasks(tasks: list[str]) -> None:
                    "datasets from the Hugging Face hub; use --tasks corpus-mc offline")
             raise UsageError(msg) from None
 
-        if not hub_reachable():
+        if not datasets_offline() and not hub_reachable():
             raise UsageError(f"tasks {', '.join(harness)} need their datasets from the Hugging Face hub, "
-                             "which cannot be reached; use --tasks corpus-mc offline")
+                             "which cannot be reached (set HF_DATASETS_OFFLINE=1 to use locally cached "
+                             "copies); use --tasks corpus-mc offline")

@@ -72,13 +72,17 @@ def load_text(corpus: str, split: str) -> str:
     raise UsageError(f"unknown corpus {corpus!r}; choose one of: {', '.join(CORPORA)}, or a text file's path")
 
 
+def datasets_offline() -> bool:
+    """Whether the user said (HF_DATASETS_OFFLINE) that datasets come from the local cache: then no hub
+    probe is made for them, and a dataset missing from the cache fails when it is loaded."""
+    return os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+
+
 def _load_wikitext2(split: str) -> str:
     """wikitext-2-raw-v1 via `datasets`; a one-line UsageError when neither the hub nor the cache has it."""
     from huggingface_hub import constants
 
-
-    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
-    if not offline and not hub_reachable():
+    if not (constants.HF_HUB_OFFLINE or datasets_offline()) and not hub_reachable():
         raise UsageError(
             "corpus 'wikitext2' needs the Hugging Face hub, which cannot be reached "
             "(set HF_DATASETS_OFFLINE=1 to use a locally cached copy)"

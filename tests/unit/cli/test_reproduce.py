@@ -115,7 +115,10 @@ def test_what_needs_the_hub(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # a locally cached WikiText-2 is used
     assert rep.hub_needs(str(folder), "wikitext2", []) == []
     assert rep.hub_needs("no-such-owner/no-such-model", "wikitext2", ["piqa"]) == \
-        ["model no-such-owner/no-such-model", "the lm-eval datasets of piqa"]
+        ["model no-such-owner/no-such-model"]  # and so are cached lm-eval datasets
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    needs = rep.hub_needs(str(folder), "python-docs", ["piqa", "corpus-mc"])
+    assert needs == ["the lm-eval datasets of piqa"]
 
 
 def test_gated_model_is_one_line(capsys, no_sweep, monkeypatch, tmp_path):

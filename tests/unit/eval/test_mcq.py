@@ -3,6 +3,7 @@ model; lm-eval tasks fail with one line offline."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import pytest
@@ -76,3 +77,18 @@ def test_lm_eval_tasks_offline_give_one_line() -> None:
         with pytest.raises(UsageError, match="lm-evaluation-harness") as e:
             lm_eval_tasks(tiny_model(), None, ["piqa"])
         assert "\n" not in str(e.value)
+
+
+def test_lm_eval_tasks_skip_the_hub_probe_when_datasets_are_cached(monkeypatch) -> None:
+    import types
+
+    from slicedim_lab.eval import mcq
+
+    monkeypatch.setitem(sys.modules, "lm_eval", types.ModuleType("lm_eval"))  # installed or not
+    monkeypatch.setattr(mcq, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with pytest.raises(UsageError, match="cannot be reached .*HF_DATASETS_OFFLINE=1") as e:
+        check_tasks(["piqa", "corpus-mc"])
+    assert "\n" not in str(e.value)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    check_tasks(["piqa", "corpus-mc"])  # the user says the datasets are cached: no probe, no error
