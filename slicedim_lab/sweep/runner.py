@@ -6,9 +6,8 @@ the dense metrics and the Fisher tables, measures one kept width (`measure`: int
 or the dense model projected on its dense bases) and predicts any width from the dense state alone
 (`predictions`: no sliced or projected model anywhere). The folder format is `sweep/folder.py`'s.
 
-Measuring one width is `measure_point` (settings + windows + dense bases + model + d' → metrics): a pure
-function of what the driver hands it, so the in-process executor and Ray workers (`sweep/executors.py`) give
-the same rows. The driver alone turns results into rows and writes them, as points finish, in any order.
+Measuring one width is `point.measure_point`, run by an executor (`sweep/executors.py`: in-process or Ray);
+the driver alone turns results into rows and writes them, as points finish, in any order.
 """
 
 from __future__ import annotations
@@ -20,20 +19,17 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .. import schema
 from ..core.pca import SitePCA
-from ..core.replay import ProjectedModel, dense_bases, dense_pcas
+from ..core.replay import dense_pcas
 from ..core.sites import model_sites
 from ..core.size import count_params
-from ..core.slicing import slice_model
-from ..core.widths import model_site_dims
 from ..errors import UsageError
 from ..eval.uncertainty import ppl_interval
 from ..files import write_json
@@ -48,7 +44,8 @@ from ..viz.report import write_report
 from .config import SweepConfig, parse_points
 from .executors import Executor, InProcess, ModelSpec, PointsFailed, error_line
 from .folder import columns, load_stats, prepare_dir, read_rows, record_run, write_rows
-from .inputs import Inputs, dense_metrics, load_inputs, measure, sliced_params
+from .inputs import dense_metrics, load_inputs, measure
+from .point import Measured, PointWork, measure_point
 
 Log = Callable[[str], None]
 
@@ -131,47 +128,6 @@ def point_line(row: dict) -> str:
                       for p in predictor_names() if row.get(schema.err(p)) is not None)
     return (f"d'={row['dim']:4d} s={row['sparsity']:.2f}  ppl {row[schema.measured('ppl')]:.3f}  {preds}"
             f"  [{row['seconds']:.0f}s]")
-
-
-# ----------------------------------------------------------------------------- one point
-
-
-@dataclass
-class PointWork:
-    """What measuring any width needs besides the model, made once by the driver (and shipped to workers:
-    `inp` then holds no model)."""
-
-    cfg: SweepConfig
-    inp: Inputs
-    pcas: list[SitePCA] | None  # the dense bases of a `dense`-basis sweep
-    batch_size: int
-    progress: bool
-
-
-@dataclass
-class Measured:
-    """One width's measured metrics, parameter count, sliced calibration loss (interleaved) and wall time."""
-
-    dim: int
-    meas: dict
-    params: int
-    cal_loss: float | None
-    seconds: float
-
-
-def measure_point(work: PointWork, model: nn.Module, dim: int) -> Measured:
-    """Slice `model` to `dim` (interleaved SliceGPT) or project it on the dense bases, and measure it; the
-    model itself is left untouched. The one per-point function of every executor."""
-    t0 = time.perf_counter()
-    cfg, inp, bs, bar = work.cfg, replace(work.inp, model=model), work.batch_size, work.progress
-    sd = model_site_dims(model, dim=dim, slice_head=cfg.slice_head)
-    if cfg.basis == "interleaved":
-        res = slice_model(model, inp.cal_ids, sd, batch_size=bs, progress=bar)
-        meas, params, cal_loss = measure(res.model, inp, cfg, bs, bar), count_params(res.model), res.cal_loss
-    else:
-        projected = ProjectedModel(model, dense_bases(work.pcas, sd))
-        meas, params, cal_loss = measure(projected, inp, cfg, bs, bar), sliced_params(model, sd), None
-    return Measured(dim, meas, params, cal_loss, time.perf_counter() - t0)
 
 
 def _now() -> str:

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+import slicedim_lab.sweep.point as point
 import slicedim_lab.sweep.runner as sweep
 from slicedim_lab import schema
 from slicedim_lab.cli import main
@@ -25,6 +26,12 @@ from slicedim_lab.sweep.runner import run_sweep
 def lm(smol_tok) -> LoadedModel:
     model = tiny_model("llama", seed=0, vocab_size=len(smol_tok), tie_word_embeddings=True)
     return LoadedModel(model, smol_tok, "tiny", torch.device("cpu"))
+
+
+def patch_measure(monkeypatch, fn) -> None:
+    """Replace `inputs.measure` where the runner (dense point) and `point.measure_point` (widths) call it."""
+    for module in (sweep, point):
+        monkeypatch.setattr(module, "measure", fn)
 
 
 def cfg(**kw) -> SweepConfig:
@@ -49,7 +56,7 @@ def test_resume_after_kill(tmp_path, lm, monkeypatch) -> None:
             raise KeyboardInterrupt
         return orig(*a, **k)
 
-    monkeypatch.setattr(sweep, "measure", killed_on_third)
+    patch_measure(monkeypatch, killed_on_third)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg(), out, sparsities=[0, 0.25, 0.5], lm=lm, progress=False, report=False,
                   log=lambda m: None)
@@ -57,7 +64,7 @@ def test_resume_after_kill(tmp_path, lm, monkeypatch) -> None:
     first = json.loads((out / "results.json").read_text())["rows"]
 
     calls.clear()
-    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
     logs: list[str] = []
     rows = run_sweep(cfg(), out, sparsities=[0, 0.25, 0.5], lm=lm, progress=False, log=logs.append)
     assert len(calls) == 1  # only d'=32: dense metrics and finished points come from DIR
@@ -84,7 +91,7 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
     assert csv_dims(out) == [64, 48]
     calls: list[int] = []
     orig = sweep.measure
-    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
     # more points with the same settings: only the new one is measured
     run_sweep(cfg(), out, dims=[64, 48, 40], lm=lm, progress=False, report=False, log=lambda m: None)
     assert len(calls) == 1 and csv_dims(out) == [64, 48, 40]
@@ -189,7 +196,7 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     first = run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
     calls: list[int] = []
     orig = sweep.measure
-    monkeypatch.setattr(sweep, "measure", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
     logs: list[str] = []
     again = run_sweep(cfg(grad_heldout=False), out, dims=[64, 48], lm=lm, progress=False, report=False,
                       log=logs.append)
