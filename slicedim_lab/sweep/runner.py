@@ -37,7 +37,7 @@ from ..load.models import LoadedModel, keep_first_layers, load_model
 from ..predict import Tables, predict, predict_point, stats_by_name
 from ..predict.anchor import anchored_ppl, make_anchors
 from ..predict.fisher import FisherTables, dense_moments, fisher_tables
-from ..predict.ours import OursTables, Z, ours_tables
+from ..predict.ours import OursTables, interval, ours_tables
 from ..predict.registry import DenseMetrics, ours, predictor_names
 from ..schema import ESTIMATORS
 from ..viz.report import write_report
@@ -99,7 +99,8 @@ def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measur
                  stats: Tables = None) -> None:
     """Set the headline predictor's anchored prediction (`predict/anchor.py`) on every row that has its loss
     prediction, from the perplexities `measured` at `cfg.anchor_dims`; rows at an anchor are marked. With
-    the `ours` statistics, the anchored `ours` also gets its 90% interval (`anchored_log_sigma`)."""
+    the `ours` statistics, the anchored `ours` also gets its 90% interval (`OursTables.anchored_rel_sigma`).
+    """
     head = ours(cfg.basis)
     name = schema.anchored(head)
     predicted = {int(r["dim"]): r[schema.dloss(head)] for r in rows if r.get(schema.dloss(head)) is not None}
@@ -111,13 +112,12 @@ def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measur
         d = int(r["dim"])
         r["anchor"] = d in cfg.anchor_dims
         if d in predicted and anchors:
-            r[schema.pred("ppl", name)] = anchored_ppl(dense.ppl, predicted[d], d, anchors)
+            r[schema.pred("ppl", name)] = anchored_ppl(dense.ppl, predicted[d], d, anchors, dense.hidden)
             own = stats_by_name(stats).get("ours") if head == "ours" else None
             if own is not None:
                 dl = math.log(r[schema.pred("ppl", name)] / dense.ppl)
-                sd = own.anchored_log_sigma(d, [a.dim for a in anchors], dl)
-                r[schema.lo("ppl", name)] = dense.ppl * math.exp(dl - Z * sd)
-                r[schema.hi("ppl", name)] = dense.ppl * math.exp(dl + Z * sd)
+                lo, hi = interval(dense.ppl, dl, own.anchored_rel_sigma(d, anchors))
+                r[schema.lo("ppl", name)], r[schema.hi("ppl", name)] = lo, hi
             if r.get(schema.measured("ppl")) is not None:
                 r[schema.err(name)] = 100 * (r[schema.pred("ppl", name)] / r[schema.measured("ppl")] - 1)
 

@@ -11,6 +11,7 @@ import torch
 from slicedim_lab.core.replay import run_sites
 from slicedim_lab.load.models import tiny_model
 from slicedim_lab.predict import predict_point
+from slicedim_lab.predict.anchor import Anchor
 from slicedim_lab.predict.fisher import dense_moments, semi_bases
 from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, _increment, linearised_logits, ours_tables
 from slicedim_lab.predict.registry import DenseMetrics
@@ -65,18 +66,24 @@ def test_linearisation_is_the_jvp_along_the_increments() -> None:
 def test_closed_form_and_intervals() -> None:
     t = OursTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2, 0.15, 0.15], settings=dict(OURS_SETTINGS))
     beta = OURS_SETTINGS["beta"]
-    assert t.dloss_anchor == pytest.approx(0.15) and t.dloss(576) == 0.0 and t.log_sigma(576) == 0.0
+    assert t.dloss_anchor == pytest.approx(0.15) and t.dloss(576) == 0.0 and t.rel_sigma(576) == 0.0
     assert t.dloss(400) == pytest.approx(0.15 * ((1 - 400 / 576) / (1 / 9)) ** beta)
     assert 0 < t.rel_se() < 0.3
     dense = DenseMetrics(ppl=13.5, acc=0.47, hidden=576, mc_acc=0.9, mc_chance=0.25)
     row = predict_point(dense, 400, {"ours": t})
     ppl, lo, hi = row["ppl_pred_ours"], row["ppl_lo_ours"], row["ppl_hi_ours"]
-    assert ppl == pytest.approx(13.5 * math.exp(t.dloss(400))) and lo < ppl < hi
-    assert math.log(hi / ppl) == pytest.approx(1.6449 * t.log_sigma(400), rel=1e-3)
+    assert ppl == pytest.approx(13.5 * math.exp(t.dloss(400))) and 13.5 < lo < ppl < hi
+    # multiplicative in ΔL: ln(ΔL_hi/ΔL) = ln(ΔL/ΔL_lo) = z·σ, σ = √(σ_J² + σ_A² + (ln(s/s_J) σ_β)²)
+    dl_lo, dl, dl_hi = (math.log(v / 13.5) for v in (lo, ppl, hi))
+    sigma = math.sqrt(t.rel_se() ** 2 + OURS_SETTINGS["sigma_anchor"] ** 2
+                      + (math.log((1 - 400 / 576) * 9) * OURS_SETTINGS["sigma_beta"]) ** 2)
+    assert math.log(dl_hi / dl) == pytest.approx(1.6449 * sigma, rel=1e-3)
+    assert math.log(dl / dl_lo) == pytest.approx(1.6449 * sigma, rel=1e-3)
     assert "ppl_pred_fisher" not in row  # no Fisher tables given
     # the anchored interval grows with the distance (in log s) from the nearest anchor, zero at it
-    assert t.anchored_log_sigma(400, [400], 0.6) == 0.0
-    assert 0 < t.anchored_log_sigma(344, [400], 0.9) < t.anchored_log_sigma(288, [400], 0.9)
+    one = [Anchor(400, 0.6, t.dloss(400))]
+    assert t.anchored_rel_sigma(400, one) == 0.0
+    assert 0 < t.anchored_rel_sigma(344, one) < t.anchored_rel_sigma(288, one)
 
 
 def test_tables_from_the_dense_model_only() -> None:

@@ -124,6 +124,7 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     is the unmodified dense model, and its weights are untouched."""
     import slicedim_lab.core.replay as replay
     import slicedim_lab.core.slicing as slicing
+    import slicedim_lab.sweep.point as point
     import slicedim_lab.sweep.runner as sweep
     from slicedim_lab.core.modeling_sliced import SlicedForCausalLM
     from slicedim_lab.load.corpus import load_windows
@@ -132,7 +133,7 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     def forbidden(*a, **k):
         raise AssertionError("a sliced or projected model was run during predict")
 
-    monkeypatch.setattr(sweep, "slice_model", forbidden)
+    monkeypatch.setattr(point, "slice_model", forbidden)
     monkeypatch.setattr(slicing, "slice_model", forbidden)
     monkeypatch.setattr(SlicedForCausalLM, "forward", forbidden)
     monkeypatch.setattr(replay.ProjectedModel, "__init__", forbidden)
