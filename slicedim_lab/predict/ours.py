@@ -197,9 +197,12 @@ def _ours(dense: DenseMetrics, dim: int, tables: Any) -> Prediction:
 
 def interval(ppl0: float, dloss: float, rel_sigma: float) -> tuple[float, float]:
     """The nominal-90 % perplexity interval of a predicted loss increase with relative error `rel_sigma`:
-    PPL₀·exp(ΔL·exp(∓z·σ)) (the bounds keep ΔL's sign: no interval crosses the dense perplexity)."""
-    lo, hi = sorted((dloss * math.exp(-Z * rel_sigma), dloss * math.exp(Z * rel_sigma)))
-    return ppl0 * math.exp(lo), ppl0 * math.exp(hi)
+    PPL₀·exp(ΔL·exp(∓z·σ)) (the bounds keep ΔL's sign: no interval crosses the dense perplexity). A bound
+    past the float range (a ΔL_J indistinguishable from 0 has a huge relative error) saturates at e^700."""
+    spread = math.exp(min(Z * rel_sigma, 700.0))
+    lo, hi = sorted((dloss / spread, dloss * spread))
+    ln0 = math.log(ppl0)
+    return math.exp(min(ln0 + lo, 700.0)), math.exp(min(ln0 + hi, 700.0))
 
 
 register_predictor(Predictor("ours", _ours, "ΔL_J (s/s_J)^β: a dense JVP at s_J = 1/9, β from python-docs",

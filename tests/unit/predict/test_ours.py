@@ -13,7 +13,14 @@ from slicedim_lab.load.models import tiny_model
 from slicedim_lab.predict import predict_point
 from slicedim_lab.predict.anchor import Anchor
 from slicedim_lab.predict.fisher import dense_moments, semi_bases
-from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, _increment, linearised_logits, ours_tables
+from slicedim_lab.predict.ours import (
+    OURS_SETTINGS,
+    OursTables,
+    _increment,
+    interval,
+    linearised_logits,
+    ours_tables,
+)
 from slicedim_lab.predict.registry import DenseMetrics
 
 G = torch.Generator().manual_seed(0)
@@ -80,6 +87,10 @@ def test_closed_form_and_intervals() -> None:
     assert math.log(dl_hi / dl) == pytest.approx(1.6449 * sigma, rel=1e-3)
     assert math.log(dl / dl_lo) == pytest.approx(1.6449 * sigma, rel=1e-3)
     assert "ppl_pred_fisher" not in row  # no Fisher tables given
+    # a ΔL_J indistinguishable from zero (a random tiny model) has a huge relative error: finite bounds
+    lo, hi = interval(49152.0, 5e-4, 14.7)
+    assert 49152.0 <= lo < hi < math.inf
+    assert interval(10.0, -0.2, 0.5)[1] < 10.0  # a negative ΔL stays below the dense perplexity
     # the anchored interval grows with the distance (in log s) from the nearest anchor, zero at it
     one = [Anchor(400, 0.6, t.dloss(400))]
     assert t.anchored_rel_sigma(400, one) == 0.0
