@@ -56,6 +56,7 @@ OURS_SETTINGS = {
     "bootstrap": 2000,
     "seed": 0,
 }
+INTERVAL_KEYS = ("sigma_beta", "sigma_anchor", "sigma_point")  # the interval's model errors
 Z = NormalDist().inv_cdf((1 + LEVEL) / 2)  # 1.645 for the 90 % interval
 
 
@@ -115,7 +116,11 @@ class OursTables:
 
     @classmethod
     def load(cls, path: str | Path) -> OursTables:
-        return cls(**torch.load(path, weights_only=False))
+        """Tables saved by any version; the interval's model errors are the definition's, not data, so the
+        current ones apply (a sweep folder written before v2 gets v2 intervals when its rows refresh)."""
+        raw = torch.load(path, weights_only=False)
+        raw["settings"] = {**raw.get("settings", {}), **{k: OURS_SETTINGS[k] for k in INTERVAL_KEYS}}
+        return cls(**raw)
 
 
 def anchor_dim(hidden: int, sparsity: float, round_interval: int = 8) -> int:

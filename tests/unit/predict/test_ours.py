@@ -105,3 +105,14 @@ def test_tables_from_the_dense_model_only() -> None:
     assert t.anchor_dim == 56 and len(t.window_dl) == EV.shape[0]  # d' = 56 of 64 at s = 1/9
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert model.config._attn_implementation == "eager"  # restored after the forward-mode pass
+
+
+def test_tables_saved_before_v2_load_with_the_current_interval(tmp_path) -> None:
+    """A sweep folder's ours.pt from before v2 (σ_β 0.10, no σ_A / σ_p) gets the current model errors."""
+    old = {k: v for k, v in OURS_SETTINGS.items() if k not in ("sigma_anchor", "sigma_point")}
+    t = OursTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2], settings={**old, "sigma_beta": 0.10})
+    t.save(tmp_path / "ours.pt")
+    back = OursTables.load(tmp_path / "ours.pt")
+    assert back.settings["sigma_beta"] == OURS_SETTINGS["sigma_beta"] and back.window_dl == [0.1, 0.2]
+    assert back.rel_sigma(400) > OURS_SETTINGS["sigma_anchor"]
+
