@@ -27,9 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slicedim_lab.core.pca import pca  # noqa: E402
 from slicedim_lab.eval.metrics import evaluate  # noqa: E402
-from slicedim_lab.predict.fisher import dense_moments, fisher_tables  # noqa: E402
+from slicedim_lab.predict.fisher import dense_moments, fisher_tables, semi_pcas  # noqa: E402
 from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
 from slicedim_lab.sweep.inputs import load_inputs  # noqa: E402
 
@@ -40,22 +39,11 @@ DIMS = [512, 456, 400, 344, 288]
 
 def semi_energy(second: list[torch.Tensor], cross: list[torch.Tensor], dim: int, charged: int) -> dict:
     """Energy the semi-interleaved cuts at `dim` discard, as a fraction of the dense stream's energy:
-    Σ_s tr((I−P̃_s) H_u,s) / Σ_s tr(H_s) over the charged sites (H_u,s the increment's second moment, as in
-    `fisher.semi_bases`), and the same per site, averaged."""
-    D = second[0].shape[0]
-    eye = torch.eye(D, dtype=torch.float64)
-    cut, total, fracs, proj = 0.0, 0.0, [], None
-    for s in range(charged):
-        h = second[0] if s == 0 else (second[s] - cross[s - 1] @ (eye - proj) - (eye - proj) @ cross[s - 1].T
-                                      + (eye - proj) @ second[s - 1] @ (eye - proj))
-        p = pca(h)
-        lost = float(p.eigvals[dim:].sum())
-        cut += lost
-        total += float(second[s].trace())
-        fracs.append(lost / float(second[s].trace()))
-        b = p.vectors[:, :dim]
-        proj = b @ b.T
-    return {"total": cut / total, "site_mean": sum(fracs) / len(fracs)}
+    Σ_s tr((I−P̃_s) H_u,s) / Σ_s tr(H_s) over the charged sites (H_u,s the increment's second moment of
+    `fisher.semi_pcas`), and the same per site, averaged."""
+    lost = [float(p.eigvals[dim:].sum()) for p in semi_pcas(second, cross, dim, charged)]
+    total = [float(second[s].trace()) for s in range(charged)]
+    return {"total": sum(lost) / sum(total), "site_mean": sum(x / t for x, t in zip(lost, total)) / charged}
 
 
 def slope(values: dict[int, float], hidden: int, a: int = 512, b: int = 288) -> float:

@@ -57,6 +57,8 @@ def table(corpus: str, ppl0: float, measured: dict[int, float], t: OursTables) -
                                                       for a in ANCHORINGS) + " |"
     print(head)
     print("|" + "---|" * (4 + 2 * len(ANCHORINGS)))
+    anchor_sets = {tuple(a): make_anchors({d: measured[d] for d in a}, pred, ppl0)
+                   for a in ANCHORINGS if all(d in measured for d in a)}
     for d in dims:
         m = measured[d]
         p = ppl0 * math.exp(pred[d])
@@ -65,10 +67,10 @@ def table(corpus: str, ppl0: float, measured: dict[int, float], t: OursTables) -
         cells = [f"{d}", f"{m:.3f}", f"{100 * (p / m - 1):+.1f}", "yes" if lo <= m <= hi else "no"]
         for anchor_dims in ANCHORINGS:
             key = ",".join(map(str, anchor_dims))
-            if not all(a in measured for a in anchor_dims):
+            anchors = anchor_sets.get(tuple(anchor_dims))
+            if anchors is None:
                 cells += ["—", ""]
                 continue
-            anchors = make_anchors({a: measured[a] for a in anchor_dims}, pred, ppl0)
             if d in anchor_dims:
                 cells += ["(anchor)", ""]
                 continue

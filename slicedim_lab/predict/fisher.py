@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,25 +173,33 @@ def _site_tables(
     return diag, Q
 
 
-def semi_bases(
+def semi_pcas(
     moments: list[Float[Tensor, "d d"]], cross: list[Float[Tensor, "d d"]], dim: int, n_charged: int
-) -> list[Float[Tensor, "d k"]]:
-    """Semi-interleaved bases at width `dim`, from dense moments only: site s's basis is the top-`dim` PCA of
-    u_s = x_s − (I−P̃_{s−1})x_{s−1} (the dense stream after the cuts upstream, block outputs kept dense), whose
-    second moment is H_s − C_s R − R C_sᵀ + R H_{s−1} R with R = I − P̃_{s−1}, C_s = Σ x_sᵀx_{s−1}."""
+) -> Iterator[SitePCA]:
+    """The semi-interleaved chain at width `dim`, from dense moments only, one site at a time: site s's PCA is
+    that of u_s = x_s − (I−P̃_{s−1})x_{s−1} (the dense stream after the cuts upstream, block outputs kept
+    dense), whose second moment is H_s − C_s R − R C_sᵀ + R H_{s−1} R with R = I − P̃_{s−1},
+    C_s = Σ x_sᵀx_{s−1}, and P̃_s the projector on its top `dim` eigenvectors."""
     D = moments[0].shape[0]
     eye = torch.eye(D, dtype=torch.float64)
-    out, proj = [], None
+    proj = None
     for s in range(n_charged):
         if s == 0:
             h = moments[0]
         else:
             r = eye - proj
             h = moments[s] - cross[s - 1] @ r - r @ cross[s - 1].T + r @ moments[s - 1] @ r
-        b = pca(h).vectors[:, :dim]
-        out.append(b)
+        p = pca(h)
+        yield p
+        b = p.vectors[:, :dim]
         proj = b @ b.T
-    return out
+
+
+def semi_bases(
+    moments: list[Float[Tensor, "d d"]], cross: list[Float[Tensor, "d d"]], dim: int, n_charged: int
+) -> list[Float[Tensor, "d k"]]:
+    """Semi-interleaved bases at width `dim` (the top `dim` eigenvectors of `semi_pcas`' chain)."""
+    return [p.vectors[:, :dim] for p in semi_pcas(moments, cross, dim, n_charged)]
 
 
 def _semi_q(
