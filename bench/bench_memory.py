@@ -1,6 +1,6 @@
 """Peak host memory of `slicedim slice` and `slicedim sweep` on real-shaped random-weight checkpoints.
 
-A checkpoint of a real model's shapes at reduced depth (`load.models.SHAPES`: Llama-3-8B, 4096 wide,
+A checkpoint of a real model's shapes at reduced depth (`slicedim_lab.testing.SHAPES`: Llama-3-8B, 4096 wide,
 vocabulary 128256, 5.9 GB at 2 layers; Phi-3-mini, 3072 wide, 1.7 GB) is written shard by shard in one
 subprocess; the command runs in a fresh one, whose peak resident set (the kernel's, via wait4) is compared
 with the targets of issue 15: slice <= 1.5x the model's bytes + 1.5 GB, sweep <= 2x + 1.5 GB. A run that
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slicedim_lab.core.memory import run_measured
-from slicedim_lab.load.models import checkpoint_bytes
+from slicedim_lab.testing import checkpoint_bytes
 
 GB = 1e9
 SMALL = ["--device", "cpu", "--cal-samples", "2", "--cal-seqlen", "64", "--eval-seqlen", "64",
@@ -34,7 +34,7 @@ STOP_ABOVE = 2 * GB  # past the bound by this much, the run is stopped
 
 def build(shape: str, folder: Path, layers: int = 2) -> int:
     """Write the random checkpoint (with a byte-level tokenizer) in a subprocess; its bytes."""
-    code = ("import sys; from slicedim_lab.load import models as m; m.write_random_checkpoint(sys.argv[1], "
+    code = ("import sys; from slicedim_lab import testing as m; m.write_random_checkpoint(sys.argv[1], "
             "m.shape_config(sys.argv[2], int(sys.argv[3])), m.byte_tokenizer())")
     subprocess.run([sys.executable, "-c", code, str(folder), shape, str(layers)], check=True)
     return checkpoint_bytes(folder)

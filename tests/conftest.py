@@ -17,14 +17,8 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from slicedim_lab.load.corpus import load_windows
-from slicedim_lab.load.models import (
-    DEFAULT_MODEL,
-    TINY_ARCHS,
-    LoadedModel,
-    ensure_alias_cached,
-    load_model,
-    tiny_model,
-)
+from slicedim_lab.load.models import DEFAULT_MODEL, LoadedModel, ensure_alias_cached, load_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 
 @pytest.fixture(scope="session")

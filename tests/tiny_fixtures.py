@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 ARCHS = TINY_ARCHS
 

@@ -18,7 +18,7 @@ from slicedim_lab.core.memory import (
     run_measured,
     storage_ptrs,
 )
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and madvise")
 

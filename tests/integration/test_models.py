@@ -1,4 +1,4 @@
-"""Model loading: the cached GGUF alias, local folders, hub ids, devices/dtypes, tiny test models."""
+"""Model loading: the cached GGUF alias, local folders, hub ids, devices/dtypes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from slicedim_lab.adapters import adapter_for
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load import models
 from slicedim_lab.load.models import (
@@ -17,8 +16,8 @@ from slicedim_lab.load.models import (
     LoadedModel,
     alias_cache_dir,
     load_model,
-    tiny_model,
 )
+from slicedim_lab.testing import tiny_model
 
 PROMPT = "The capital of France is Paris. def f(x):\n    return x + 1"
 
@@ -140,40 +139,3 @@ def test_bad_device_and_dtype() -> None:
         load_model(device="tpu")
     with pytest.raises(UsageError, match="unknown dtype"):
         load_model(device="cpu", dtype="int8")
-
-
-@pytest.mark.parametrize("tied", [False, True])
-def test_tiny_model(tiny_arch: str, tied: bool) -> None:
-    state = torch.random.get_rng_state()
-    m = tiny_model(tiny_arch, seed=1, tie_word_embeddings=tied)
-    assert torch.equal(state, torch.random.get_rng_state()), "tiny_model must not touch the global RNG"
-    cfg = m.config
-    sizes = (cfg.hidden_size, cfg.num_attention_heads, cfg.vocab_size)
-    assert sizes == (64, 4, 256) and cfg.num_key_value_heads in (2, 4)  # GQA where the family has it
-    eps = adapter_for(m).eps(cfg)
-    assert cfg.intermediate_size == 128 and 2 <= cfg.num_hidden_layers <= 3 and eps == 1e-5
-    assert cfg._attn_implementation == "eager" and not m.training
-    assert (m.get_output_embeddings().weight is m.get_input_embeddings().weight) == tied
-    norms = [mod.weight for mod in m.modules()
-             if type(mod).__name__.endswith("RMSNorm") or isinstance(mod, torch.nn.LayerNorm)]
-    assert norms and all((w - 1).abs().max() > 0.01 for w in norms)
-    names = {n for n, _ in m.named_parameters()}
-    if tiny_arch == "phi3":
-        assert any("qkv_proj" in n for n in names) and any("gate_up_proj" in n for n in names)
-    if tiny_arch == "qwen2":
-        assert m.model.layers[0].self_attn.q_proj.bias.abs().max() > 0
-    ids = torch.randint(0, 256, (2, 9))
-    with torch.no_grad():
-        out = m(input_ids=ids).logits
-        assert out.shape == (2, 9, 256) and torch.isfinite(out).all()
-        same = tiny_model(tiny_arch, seed=1, tie_word_embeddings=tied)
-        other = tiny_model(tiny_arch, seed=2, tie_word_embeddings=tied)
-        assert torch.equal(out, same(input_ids=ids).logits)
-        assert not torch.equal(out, other(input_ids=ids).logits)
-
-
-def test_tiny_model_dtype_and_overrides() -> None:
-    m = tiny_model("llama", dtype=torch.float64, num_hidden_layers=2)
-    assert m.dtype == torch.float64 and m.config.num_hidden_layers == 2
-    with pytest.raises(UsageError, match="unknown tiny architecture"):
-        tiny_model("bloom")

@@ -22,7 +22,7 @@ from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
 from slicedim_lab.errors import UsageError
 from slicedim_lab.flow.maps import linear_maps, map_weight
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 IDS = torch.randint(3, 256, (4, 16), generator=torch.Generator().manual_seed(0))
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from slicedim_lab.cli import main
 from slicedim_lab.core.sites import model_sites
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 SMALL = ["--cal-samples", "2", "--cal-seqlen", "32", "--no-progress", "--json", "-"]
 

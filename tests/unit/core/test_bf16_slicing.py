@@ -21,7 +21,7 @@ from slicedim_lab.core.replay import ProjectedModel
 from slicedim_lab.core.sites import is_parallel, model_sites
 from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import site_dims
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 U = 2.0**-8  # bfloat16's unit roundoff
 L, D = 3, 64

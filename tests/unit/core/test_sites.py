@@ -23,7 +23,7 @@ from slicedim_lab.core.sites import (
     sites_for,
 )
 from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 
 def test_sequential_numbering_and_names() -> None:

@@ -16,7 +16,7 @@ from slicedim_lab.core.size import count_params, param_breakdown
 from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import dim_for_sparsity, site_dims
 from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import TINY_ARCHS, tiny_model
+from slicedim_lab.testing import TINY_ARCHS, tiny_model
 
 ARCHS = TINY_ARCHS
 L, D = 3, 64

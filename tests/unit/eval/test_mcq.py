@@ -17,7 +17,7 @@ from slicedim_lab.eval.mcq import (
     lm_eval_tasks,
     score,
 )
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 
 def stream(n: int = 4000, seed: int = 0) -> torch.Tensor:

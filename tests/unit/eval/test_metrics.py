@@ -11,7 +11,7 @@ from reference import plain_loop
 
 from slicedim_lab.errors import UsageError
 from slicedim_lab.eval.metrics import EvalResult, evaluate, token_losses
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 
 @pytest.fixture(scope="module")

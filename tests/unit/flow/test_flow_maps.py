@@ -15,7 +15,7 @@ from slicedim_lab.flow.maps import (
     map_weight,
     rms_normalise,
 )
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 ARCHS = ("llama", "mistral", "qwen2", "phi3")
 L, D = 3, 64

@@ -23,7 +23,7 @@ from slicedim_lab.flow.attribution import (
 from slicedim_lab.flow.lens import Head, LensCache, dense_lens, sliced_lens
 from slicedim_lab.flow.tables import COLUMNS, per_layer, retained_at, site_row, spectrum_table
 from slicedim_lab.flow.text import format_layers
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 L = 2
 S = 2 * L + 1

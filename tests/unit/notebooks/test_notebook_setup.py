@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from slicedim_lab.load.corpus import load_windows
-from slicedim_lab.load.models import LoadedModel, tiny_model
+from slicedim_lab.load.models import LoadedModel
+from slicedim_lab.testing import tiny_model
 from slicedim_lab.widgets.setup import notebook_setup
 
 SEQLEN = 40

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from slicedim_lab.core.replay import run_sites
-from slicedim_lab.load.models import tiny_model
 from slicedim_lab.predict import predict_point
 from slicedim_lab.predict.anchor import Anchor
 from slicedim_lab.predict.fisher import dense_moments, semi_bases
@@ -22,6 +21,7 @@ from slicedim_lab.predict.ours import (
     ours_tables,
 )
 from slicedim_lab.predict.registry import DenseMetrics
+from slicedim_lab.testing import tiny_model
 
 G = torch.Generator().manual_seed(0)
 CAL = torch.randint(0, 256, (3, 16), generator=G)

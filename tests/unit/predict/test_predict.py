@@ -10,11 +10,11 @@ import torch
 
 import slicedim_lab.predict.fisher as P
 from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import tiny_model
 from slicedim_lab.predict import predict, predict_point
 from slicedim_lab.predict.fisher import fisher_tables
 from slicedim_lab.predict.paper import paper_acc, paper_ppl
 from slicedim_lab.predict.registry import DenseMetrics, coupled_acc
+from slicedim_lab.testing import tiny_model
 
 
 def test_paper_arithmetic() -> None:

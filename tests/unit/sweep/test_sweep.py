@@ -16,10 +16,11 @@ from slicedim_lab.cli import main
 from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
 from slicedim_lab.core.sites import model_sites
 from slicedim_lab.errors import UsageError
-from slicedim_lab.load.models import LoadedModel, tiny_model
+from slicedim_lab.load.models import LoadedModel
 from slicedim_lab.predict.registry import ours
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.runner import run_sweep
+from slicedim_lab.testing import tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,8 @@
-"""Hand-made tidy inputs for the figure tests: small Fisher tables, dense metrics and measured rows (no
-model anywhere)."""
+"""Hand-made tidy inputs for the figure and widget tests: small Fisher tables, dense metrics and measured rows
+(no model anywhere)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from slicedim_lab import schema
@@ -27,16 +26,6 @@ def make_tables(semi_dims: list[int]) -> FisherTables:
                         cal_nll=2.5, semi_dims=list(semi_dims), semi_diag=semi_diag, semi_cross=semi_cross)
 
 
-@pytest.fixture
-def tables() -> FisherTables:
-    return make_tables([32, 48])
-
-
-@pytest.fixture
-def dense() -> DenseMetrics:
-    return DenseMetrics(ppl=12.0, acc=0.4, hidden=D, mc_acc=0.6, mc_chance=0.25)
-
-
 def measured_row(dense: DenseMetrics, tables: FisherTables, dim: int, ppl: float, acc: float) -> dict:
     """A results row as the sweep writes it: measured values, every prediction and its signed error."""
     row = {"dim": dim, "sparsity": 1 - dim / D, schema.measured("ppl"): ppl, schema.measured("acc"): acc,
@@ -45,19 +34,3 @@ def measured_row(dense: DenseMetrics, tables: FisherTables, dim: int, ppl: float
         row[schema.err(p)] = 100 * (row[schema.pred("ppl", p)] / ppl - 1)
     row[schema.est_err("cal_ratio")] = 5.0
     return row
-
-
-@pytest.fixture
-def rows(dense: DenseMetrics, tables: FisherTables) -> list[dict]:
-    return [measured_row(dense, tables, 48, 14.0, 0.38), measured_row(dense, tables, 32, 25.0, 0.33)]
-
-
-@pytest.fixture
-def width() -> int:
-    return D
-
-
-@pytest.fixture
-def make_row():
-    """`measured_row`, for tests that add points."""
-    return measured_row

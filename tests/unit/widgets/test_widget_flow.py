@@ -9,7 +9,7 @@ import torch
 from slicedim_lab import widgets as sw
 from slicedim_lab.core.sites import layer_sites
 from slicedim_lab.flow.session import FlowSession
-from slicedim_lab.load.models import tiny_model
+from slicedim_lab.testing import tiny_model
 
 L, D = 2, 64
 
