@@ -134,10 +134,23 @@ def test_gated_model_is_one_line(capsys, no_sweep, monkeypatch, tmp_path):
     assert "meta-llama/Meta-Llama-3-8B-Instruct is gated" in err and "HF_TOKEN" in err
 
 
-def test_preflight_passes_when_everything_is_local(tmp_path):
+def test_preflight_passes_when_everything_is_local(tmp_path, monkeypatch):
+    """A local model, an offline corpus and task: preflight returns without a single hub probe (every way it
+    could reach the hub fails the test)."""
+    def blocked(*a, **k):
+        raise AssertionError("preflight probed the hub")
+
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # a probe would be made if anything needed one
+    monkeypatch.setattr(models, "hub_reachable", blocked)
+    monkeypatch.setattr(rep, "check_model_access", blocked)
+    monkeypatch.setattr("socket.create_connection", blocked)
     folder = tmp_path / "m"
     folder.mkdir()
-    rep.preflight(str(folder), "python-docs", ["corpus-mc"])  # no hub needed: nothing probed or raised
+    assert rep.hub_needs(str(folder), "python-docs", ["corpus-mc"]) == []
+    assert rep.preflight(str(folder), "python-docs", ["corpus-mc"]) is None
+    with pytest.raises(AssertionError, match="probed the hub"):  # the block is live: a hub id is probed
+        rep.preflight("no-such-owner/no-such-model", "python-docs", ["corpus-mc"])
 
 
 # ----------------------------------------------------------------------------- the table

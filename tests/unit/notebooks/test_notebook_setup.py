@@ -51,15 +51,6 @@ def test_gradient_windows_are_disjoint_from_the_pca_windows(corpus: str, cal: in
     assert "held-out gradient" in setup.summary()
 
 
-def test_the_old_pick_overlapped(corpus: str) -> None:
-    """What 04_theory did before (`more[CAL_WINDOWS:]` of a second spread) reuses PCA windows: the check
-    above would catch it."""
-    tok = CountingTokenizer()
-    cal = load_windows(tok, corpus, "calibration", SEQLEN, 8)
-    old = load_windows(tok, corpus, "calibration", SEQLEN, 12)[8:]
-    assert _starts(cal) & _starts(old)
-
-
 def test_without_gradient_windows(corpus: str) -> None:
     lm = LoadedModel(tiny_model(), CountingTokenizer(), "tiny", torch.device("cpu"))
     setup = notebook_setup("tiny", corpus=corpus, cal_windows=4, cal_seqlen=SEQLEN, eval_windows=None,

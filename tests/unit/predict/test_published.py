@@ -6,6 +6,9 @@ import csv
 import math
 from pathlib import Path
 
+import pytest
+
+from slicedim_lab.predict.law import implied_kappa, kappa_ppl
 from slicedim_lab.predict.paper import paper_ppl
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "slicegpt_published.csv"
@@ -27,15 +30,17 @@ def test_published_table_is_complete_and_monotone() -> None:
         assert all(a["ppl"] < b["ppl"] for a, b in zip(rs, rs[1:]))
 
 
-def test_paper_law_on_published_points() -> None:
-    """With D/d' = 1/(1-s), the law's error and the slope kappa each point implies (kappa = 1 is the law)."""
+def test_slope_law_inverts_on_published_points() -> None:
+    """On every published point (D/d' = 1/(1-s)), `implied_kappa` is the slope for which `kappa_ppl` gives
+    back the measured perplexity, and κ = 1 is the paper's law (`paper_ppl`)."""
+    D = 1000
     for model in ("Llama-2-7B", "OPT-13B"):
         rs = sorted((r for r in rows() if r["model"] == model), key=lambda r: r["sparsity"])
         ppl0 = rs[0]["ppl"]
         for r in rs[1:]:
-            s = r["sparsity"]
-            pred = paper_ppl(ppl0, 1000, round(1000 * (1 - s)))
-            kappa = (1 - math.log(ppl0) / math.log(r["ppl"])) / s
-            err = 100 * (pred / r["ppl"] - 1)
-            print(f"{model:<11} s={s:.2f} ppl {r['ppl']:6.2f} law {pred:6.2f} ({err:+5.1f}%) κ {kappa:.2f}")
-            assert err > 0 and 0 < kappa < 1  # the law over-predicts every published point
+            dim = round(D * (1 - r["sparsity"]))
+            kappa = implied_kappa(ppl0, r["ppl"], D, dim)
+            assert kappa_ppl(ppl0, D, dim, kappa, floor=0.0) == pytest.approx(r["ppl"], rel=1e-12)
+            paper = paper_ppl(ppl0, D, dim)
+            assert kappa_ppl(ppl0, D, dim, 1.0, floor=0.0) == pytest.approx(paper, rel=1e-12)
+        assert math.isnan(implied_kappa(ppl0, ppl0, D, D))  # no slope at s = 0
