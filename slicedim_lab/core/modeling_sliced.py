@@ -10,6 +10,8 @@ The sliced model is the original architecture (built from the stored base config
 - weightless RMS norms that still divide by the ORIGINAL width D (that is what makes slicing an exact
   projection of the dense model);
 - a shortcut matrix on each skip connection that moves the residual from one site's basis to the next;
+- where a block's output is normalised before the residual add (Gemma 2/3's post-norms), the block kept D
+  wide and its norm made weightless, followed by a D x d_s map into the site's coordinates;
 - with a tied head: the embedding table kept in the original basis and shared with the head, a D x d_0 map
   after the lookup and a d_L x D map back before the final (weighted) norm.
 Which modules are readers and writers is stored as plain data in `config.slicing["layout"]`.
@@ -85,17 +87,39 @@ class MapBackNorm(DimRMSNorm):
         return super().forward(self.output_map(x))
 
 
+class NormThenMap(nn.Module):
+    """A block's output norm in a sliced model: the weightless RMS norm of the block's own D-wide output, then
+    a D x d map into its site's coordinates (the norm's scale and the site's basis folded into the map).
+    Half-precision inputs are normalised and mapped in float32 and rounded once, as the dense norm rounds
+    once after its scale."""
+
+    def __init__(self, full_dim: int, eps: float, kept_dim: int):
+        super().__init__()
+        self.full_dim, self.eps = full_dim, eps
+        self.output_map = nn.Linear(full_dim, kept_dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        x = x.to(work)
+        x = x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) / self.full_dim + self.eps)
+        return nn.functional.linear(x, self.output_map.weight.to(work)).to(dtype)
+
+
 class SlicedDecoderLayer(nn.Module):
     """Sequential: x <- x S_attn + attn(norm(x)); x <- x S_mlp + mlp(norm(x)). Parallel (`shapes[1]` None):
-    x <- x S_attn + attn(norm(x)) + mlp(norm(x)). S is a shortcut matrix."""
+    x <- x S_attn + attn(norm(x)) + mlp(norm(x)). S is a shortcut matrix. With post-norms, each block's
+    output goes through its `NormThenMap` before the add."""
 
     def __init__(self, layer: nn.Module, layout: dict, shapes: tuple, input_dim: int | None):
         super().__init__()
         self.names = {k: layout[k] for k in ("attn_norm", "attn", "mlp_norm", "mlp")}
+        # a norm on a block's output before the residual add (absent from exports of older versions)
+        self.post = {k: layout.get(f"{k}_post_norm") for k in ("attn", "mlp")}
         # an MLP given as a list of the layer's modules applied in order (OPT: fc1, activation, fc2)
         self.mlp_parts = None if isinstance(layout["mlp"], str) else list(layout["mlp"])
         for name in (self.names["attn_norm"], self.names["attn"], self.names["mlp_norm"],
-                     *(self.mlp_parts or [self.names["mlp"]])):
+                     *(self.mlp_parts or [self.names["mlp"]]), *(p for p in self.post.values() if p)):
             setattr(self, name, getattr(layer, name))
         d_in, d_mid, d_out = shapes
         # what the model passes by position after the hidden states (GPT-2: cache, mask), by name
@@ -107,17 +131,20 @@ class SlicedDecoderLayer(nn.Module):
         self.attn_shortcut = nn.Linear(d_in, d_out if self.parallel else d_mid, bias=False)
         self.mlp_shortcut = None if self.parallel else nn.Linear(d_mid, d_out, bias=False)
 
+    def _post(self, block: str, h: torch.Tensor) -> torch.Tensor:
+        return h if self.post[block] is None else getattr(self, self.post[block])(h)
+
     def attn_delta(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
         h = getattr(self, self.names["attn_norm"])(x)
-        return getattr(self, self.names["attn"])(hidden_states=h, **kwargs)[0]
+        return self._post("attn", getattr(self, self.names["attn"])(hidden_states=h, **kwargs)[0])
 
     def mlp_delta(self, x: torch.Tensor) -> torch.Tensor:
         h = getattr(self, self.names["mlp_norm"])(x)
         if self.mlp_parts is None:
-            return getattr(self, self.names["mlp"])(h)
+            return self._post("mlp", getattr(self, self.names["mlp"])(h))
         for name in self.mlp_parts:
             h = getattr(self, name)(h)
-        return h
+        return self._post("mlp", h)
 
     def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         kwargs.update(zip(self.arg_names, args))
@@ -184,13 +211,15 @@ def shape_sliced(model: nn.Module, slicing: dict, full_dim: int, eps: float) -> 
         for path in lay["attn_in"]:
             _set_module(layer, path,
                         _resized(layer.get_submodule(path), d_in=d_in, transposed=tr, bias=centred))
-        _set_module(layer, lay["attn_out"],
-                    _resized(layer.get_submodule(lay["attn_out"]), d_out=d_mid or d_out, transposed=tr))
         for path in lay["mlp_in"]:
             _set_module(layer, path,
                         _resized(layer.get_submodule(path), d_in=d_mid or d_in, transposed=tr, bias=centred))
-        _set_module(layer, lay["mlp_out"],
-                    _resized(layer.get_submodule(lay["mlp_out"]), d_out=d_out, transposed=tr))
+        for writer, post, d_site in ((lay["attn_out"], lay.get("attn_post_norm"), d_mid or d_out),
+                                     (lay["mlp_out"], lay.get("mlp_post_norm"), d_out)):
+            if post:  # the block keeps its width; its output norm maps into the site
+                _set_module(layer, post, NormThenMap(full_dim, eps, d_site))
+            else:
+                _set_module(layer, writer, _resized(layer.get_submodule(writer), d_out=d_site, transposed=tr))
         _set_module(layer, lay["attn_norm"], DimRMSNorm(full_dim, eps))
         _set_module(layer, lay["mlp_norm"], DimRMSNorm(full_dim, eps))
         input_dim = full_dim if (keep_io and i == 0) else None

@@ -30,30 +30,47 @@ class _Caught(Exception):
     pass
 
 
+class _Recorder(nn.Module):
+    """Stands in for a decoder layer while `layer_inputs` runs: records what the layer is called with and
+    passes the hidden states through (the last one stops the forward)."""
+
+    def __init__(self, names: list[str], log: list[dict], last: bool):
+        super().__init__()
+        self.names, self.log, self.last = names, log, last
+
+    def forward(self, hidden_states: Tensor, *args, **kwargs) -> Tensor:
+        self.log.append({**dict(zip(self.names, args)), **kwargs, "_hidden": hidden_states})
+        if self.last:
+            raise _Caught
+        return hidden_states
+
+
 @torch.no_grad()
-def layer0_inputs(
+def layer_inputs(
     model: nn.Module, adapter: Adapter, input_ids: Int[Tensor, "batch pos"]
-) -> tuple[Float[Tensor, "batch pos d_model"], dict]:
-    """Run the model up to its first decoder layer: the embeddings and the keyword arguments every layer gets
-    (rotary position embeddings, causal mask, ...), so layers can be replayed one at a time. Arguments the
-    model passes by position (GPT-2: cache, mask) are named after the layer's own signature."""
-    first = model.get_submodule(adapter.layers)[0]
-    caught: dict = {}
-
-    def grab(module, args, kwargs):
-        caught["hidden"] = args[0] if args else kwargs.pop("hidden_states")
-        named = dict(zip(positional_names(module), args[1:]))
-        caught["kwargs"] = {**named, **{k: v for k, v in kwargs.items() if k != "hidden_states"}}
-        raise _Caught
-
-    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
+) -> tuple[Float[Tensor, "batch pos d_model"], list[dict]]:
+    """Run the model's embedding and set-up code without its decoder layers: the input of the first layer
+    and the keyword arguments EACH layer gets (rotary position embeddings, causal mask, ...; they differ
+    between layers where layers differ: Gemma 3's sliding-window layers get a local rotary table and a
+    sliding mask), so layers can be replayed one at a time. Arguments the model passes by position (GPT-2:
+    cache, mask) are named after the layer's own signature. The layers are swapped for recorders that pass
+    their input through, so no layer runs."""
+    layers = model.get_submodule(adapter.layers)
+    originals = list(layers)
+    log: list[dict] = []
+    for i, layer in enumerate(originals):
+        layers[i] = _Recorder(positional_names(layer), log, last=i == len(originals) - 1)
     try:
         model(input_ids=input_ids, use_cache=False)
     except _Caught:
         pass
     finally:
-        handle.remove()
-    return caught["hidden"], caught["kwargs"]
+        for i, layer in enumerate(originals):
+            layers[i] = layer
+    hidden = log[0].pop("_hidden")
+    for kw in log[1:]:
+        kw.pop("_hidden")
+    return hidden, log
 
 
 def positional_names(layer: nn.Module) -> list[str]:
@@ -90,6 +107,24 @@ class Projector:
 
 
 SiteFn = Callable[[int, Tensor], Tensor]
+Write = Callable[..., Tensor]
+
+
+def block_writes(layer: nn.Module, adapter: Adapter) -> tuple[Write, Write]:
+    """What a decoder layer's attention block (`attn_write(x, **kw)`) and MLP block (`mlp_write(x)`) add to
+    the residual x: the block on its normalised input, then its output norm where the family has one."""
+    attn, attn_norm = layer.get_submodule(adapter.attn), layer.get_submodule(adapter.attn_norm)
+    mlp, mlp_norm = _mlp(layer, adapter.mlp), layer.get_submodule(adapter.mlp_norm)
+    post_a = layer.get_submodule(adapter.attn_post_norm) if adapter.post_norms else nn.Identity()
+    post_m = layer.get_submodule(adapter.mlp_post_norm) if adapter.post_norms else nn.Identity()
+
+    def attn_write(x: Tensor, **kw) -> Tensor:
+        return post_a(attn(hidden_states=attn_norm(x), **kw)[0])
+
+    def mlp_write(x: Tensor) -> Tensor:
+        return post_m(mlp(mlp_norm(x)))
+
+    return attn_write, mlp_write
 
 
 def _mlp(layer: nn.Module, spec: str | tuple[str, ...]) -> Callable[[Tensor], Tensor]:
@@ -124,21 +159,20 @@ def run_sites(
     # LayerNorm models: the residual of the mean-free (centred) model the slicer builds; LayerNorm ignores
     # the mean, so the function is the same, and dense PCA bases never use the all-ones direction
     free = (lambda x: x - x.mean(-1, keepdim=True)) if adapter.centred else (lambda x: x)
-    x, kw = layer0_inputs(model, adapter, input_ids)
+    x, kws = layer_inputs(model, adapter, input_ids)
     x = step(0, free(x).detach().requires_grad_(keep_grad))
     sites = [x]
     with torch.set_grad_enabled(keep_grad):
         layers = model.get_submodule(adapter.layers)
-        for layer, ls in zip(layers, layers_of(sites_for(adapter, model.config.num_hidden_layers))):
-            attn, attn_norm = layer.get_submodule(adapter.attn), layer.get_submodule(adapter.attn_norm)
-            mlp, mlp_norm = _mlp(layer, adapter.mlp), layer.get_submodule(adapter.mlp_norm)
+        for layer, ls, kw in zip(layers, layers_of(sites_for(adapter, model.config.num_hidden_layers)), kws):
+            attn_write, mlp_write = block_writes(layer, adapter)
             if ls.parallel:
-                x = step(ls.out, free(x + attn(hidden_states=attn_norm(x), **kw)[0] + mlp(mlp_norm(x))))
+                x = step(ls.out, free(x + attn_write(x, **kw) + mlp_write(x)))
                 sites.append(x)
                 continue
-            x = step(ls.mid, free(x + attn(hidden_states=attn_norm(x), **kw)[0]))
+            x = step(ls.mid, free(x + attn_write(x, **kw)))
             sites.append(x)
-            x = step(ls.out, free(x + mlp(mlp_norm(x))))
+            x = step(ls.out, free(x + mlp_write(x)))
             sites.append(x)
         out = (
             model.get_submodule(adapter.lm_head)(model.get_submodule(adapter.final_norm)(x))

@@ -19,7 +19,9 @@ TransformerLens 4 bridge hook names of a site (see `core/bridge.py` for the trap
   which does reach the first block; for a parallel layer `hook_mlp_out`, the layer's last write);
 - `base_hook`: the residual the write is added to (None for site 0), so a hook on `write_hook` can replace
   the site's residual y by P y through returning P(base + a) − base; a parallel layer's `attn_hook`
-  (`hook_attn_out`) is the other write of its site: P(base + a + m) − base − a.
+  (`hook_attn_out`) is the other write of its site: P(base + a + m) − base − a. With post-norms (Gemma 2/3)
+  a block's write is its output norm's output (`blocks.L.ln1_post.hook_out`, `ln2_post.hook_out`), not
+  `hook_attn_out`/`hook_mlp_out` (the block's output before that norm).
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ SITE_KINDS = ("embed", "attn", "mlp", "block")
 class Site:
     """One residual site: its `index` along depth, its decoder `layer` (−1 for the embeddings), its `kind`
     (embed | attn | mlp | block: the output of a parallel layer) and its TransformerLens hook names.
-    `pos_embed`: site 0 also has learned position embeddings as a writer."""
+    `pos_embed`: site 0 also has learned position embeddings as a writer. `post_norm`: a block's output is
+    normalised before it is added (its write is that norm's output)."""
 
     index: int
     layer: int
     kind: str
     pos_embed: bool = False
+    post_norm: bool = False
 
     @property
     def hook(self) -> str:
@@ -56,6 +60,8 @@ class Site:
     def write_hook(self) -> str:
         if self.kind == "embed":
             return "blocks.0.hook_resid_pre" if self.pos_embed else "hook_embed"
+        if self.post_norm:
+            return f"blocks.{self.layer}.ln{1 if self.kind == 'attn' else 2}_post.hook_out"
         return f"blocks.{self.layer}.hook_{'attn' if self.kind == 'attn' else 'mlp'}_out"
 
     @property
@@ -114,14 +120,14 @@ def n_sites(n_layers: int, parallel: bool = False) -> int:
     return n_layers + 1 if parallel else 2 * n_layers + 1
 
 
-def site_at(index: int, parallel: bool = False, pos_embed: bool = False) -> Site:
+def site_at(index: int, parallel: bool = False, pos_embed: bool = False, post_norm: bool = False) -> Site:
     """The site at `index` of a model of sequential (or parallel) layers."""
     if index == 0:
         return Site(0, -1, "embed", pos_embed)
     if parallel:
         return Site(index, index - 1, "block", pos_embed)
     layer, k = divmod(index - 1, 2)
-    return Site(index, layer, "attn" if k == 0 else "mlp", pos_embed)
+    return Site(index, layer, "attn" if k == 0 else "mlp", pos_embed, post_norm)
 
 
 def sequential_sites(n_layers: int) -> list[Site]:
@@ -137,7 +143,7 @@ def parallel_sites(n_layers: int) -> list[Site]:
 def sites_for(adapter: Adapter, n_layers: int) -> list[Site]:
     """The site list an adapter's layers give (a resolved adapter: `parallel` a bool, see `adapter_for`)."""
     par, pos = bool(adapter.parallel), adapter.pos_embed is not None
-    return [site_at(i, par, pos) for i in range(n_sites(n_layers, par))]
+    return [site_at(i, par, pos, adapter.post_norms) for i in range(n_sites(n_layers, par))]
 
 
 def model_sites(model: nn.Module) -> list[Site]:

@@ -18,12 +18,15 @@ def count_params(model: nn.Module) -> int:
 
 def param_breakdown(model: nn.Module) -> dict[str, int]:
     """Parameters split by location: token embeddings + head, learned `positions` (GPT-2, OPT), decoder
-    blocks, shortcut and basis maps, and other (the final norm); `total` is their sum. `biases` counts the
-    bias vectors among them (the linear maps', the norms' and those folded LayerNorm biases add)."""
+    blocks, shortcut and basis maps, the maps a sliced post-norm model adds after its blocks' output norms
+    (`post_norm_maps`, Gemma 3: D x d_s each), and other (the final norm); `total` is their sum. `biases`
+    counts the bias vectors among them (the linear maps', the norms' and those folded LayerNorm biases
+    add)."""
     a = adapter_for(model) if type(model).__name__ != "SlicedForCausalLM" else None
     lay = model.config.slicing["layout"] if a is None else a.layout()
     seen: set[int] = set()
-    out = {"embeddings_head": 0, "positions": 0, "blocks": 0, "shortcuts": 0, "other": 0}
+    out = {"embeddings_head": 0, "positions": 0, "blocks": 0, "shortcuts": 0, "post_norm_maps": 0, "other": 0}
+    post = tuple(f".{lay[k]}.output_map." for k in ("attn_post_norm", "mlp_post_norm") if lay.get(k))
     biases = 0
     for name, p in model.named_parameters(remove_duplicate=False):
         if id(p) in seen:
@@ -33,6 +36,8 @@ def param_breakdown(model: nn.Module) -> dict[str, int]:
             key = "positions"
         elif name.startswith((lay["embed"] + ".", lay["lm_head"] + ".")):
             key = "embeddings_head"
+        elif post and any(k in name for k in post):
+            key = "post_norm_maps"
         elif any(k in name for k in ("shortcut", "input_map", "output_map")):
             key = "shortcuts"
         elif name.startswith(lay["layers"] + "."):

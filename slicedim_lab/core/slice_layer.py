@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..adapters import Adapter
 from .folding import assign, fold_reader, mean_free_basis, norm_fold, rotate_writer
-from .modeling_sliced import DimRMSNorm, SlicedDecoderLayer, _resized, _set_module
+from .modeling_sliced import DimRMSNorm, NormThenMap, SlicedDecoderLayer, _resized, _set_module
 from .pca import SitePCA, pca, random_rotation, second_moment
 from .sites import LayerSites
 
@@ -125,7 +125,8 @@ def slice_layer(
     zs = [(x + new.attn_delta(c, **kw)).to(run.offload) for c, x, kw in _delta_inputs(cs, kws, b_in, run)]
     p_mid = pca_of(zs)
     b_mid = run.basis(p_mid, ls.mid)
-    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid], run)
+    _write_block(new, a.attn_out, dense[a.attn_out], b_mid, new.attn_shortcut, b_in, dims[ls.mid], run,
+                 a.attn_post_norm)
     cs = rotate(zs, b_mid, run)
     # MLP block: its site
     for p in a.mlp_in:
@@ -134,7 +135,8 @@ def slice_layer(
     zs = [(c.to(run.dev) @ b_mid.T.to(run.dev, run.dtype) + new.mlp_delta(c.to(run.dev))).to(run.offload)
           for c in cs]
     p_out, b_out = _out_basis(zs, ls, run, last)
-    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out], run)
+    _write_block(new, a.mlp_out, dense[a.mlp_out], b_out, new.mlp_shortcut, b_mid, dims[ls.out], run,
+                 a.mlp_post_norm)
     cs = rotate(zs, b_out, run)
     return new, cs, [p_mid, p_out], [b_mid, b_out]
 
@@ -148,11 +150,20 @@ def _out_basis(zs: list[Tensor], ls: LayerSites, run: Run, last: bool) -> tuple[
 
 
 def _write_block(new: nn.Module, path: str, dense: nn.Module, b_out: Basis, shortcut: nn.Module | None,
-                 b_in: Basis, d_out: int, run: Run) -> None:
-    """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's."""
-    with torch.device("meta"):
-        _set_module(new, path, _resized(dense, d_out=d_out, transposed=run.tr))
-    assign(new.get_submodule(path), *rotate_writer(dense, b_out, run.centred, run.tr), dense)
+                 b_in: Basis, d_out: int, run: Run, post: str | None = None) -> None:
+    """A block's writer emits its site's coordinates; the skip path maps the input basis to the output's.
+    With an output norm (`post`), the writer stays as it is and the norm becomes a weightless norm followed
+    by Bᵀ·diag(scale), D x d_out (`NormThenMap`)."""
+    if post is None:
+        with torch.device("meta"):
+            _set_module(new, path, _resized(dense, d_out=d_out, transposed=run.tr))
+        assign(new.get_submodule(path), *rotate_writer(dense, b_out, run.centred, run.tr), dense)
+    else:
+        scale, _ = norm_fold(new.get_submodule(post), run.adapter)
+        with torch.device("meta"):
+            _set_module(new, post, NormThenMap(run.D, run.eps, d_out))
+        m = new.get_submodule(post).output_map
+        assign(m, b_out.T * scale.double().to(b_out.device)[None, :], None, dense)
     if shortcut is not None:
         assign(shortcut, b_out.T @ b_in, None, dense)
 

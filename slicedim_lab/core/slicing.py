@@ -34,7 +34,7 @@ from .memory import alias_copy, own_tensors, release_pages, storage_ptrs, tensor
 from .modeling_sliced import DimRMSNorm, MapBackNorm, SlicedForCausalLM, _set_module
 from .nll import next_token_ce
 from .pca import SitePCA
-from .replay import layer0_inputs
+from .replay import layer_inputs
 from .sites import check_sites, is_parallel, layers_of, sites_for
 from .slice_layer import Run, pca_of, rotate, slice_layer
 
@@ -81,14 +81,14 @@ def _place(model: nn.Module, run: Run) -> None:
 
 
 def _embed_inputs(model: nn.Module, run: Run, cal_ids: Tensor, batch_size: int) -> tuple[list, list]:
-    """Site 0's residual (the embeddings, mean-free for LayerNorm models) and every layer's keyword arguments,
-    batch by batch, parked. Layer 0 stays on the compute device, to be sliced next."""
+    """Site 0's residual (the embeddings, mean-free for LayerNorm models) and each layer's keyword arguments
+    (`kws[batch][layer]`), batch by batch, parked. Layer 0 stays on the compute device, to be sliced next."""
     layers = model.get_submodule(run.adapter.layers)
     xs, kws = [], []
     host = tensors_of(layers[0])
     layers[0].to(run.dev)
     for ids in torch.split(cal_ids, batch_size):
-        h, kw = layer0_inputs(model, run.adapter, ids.to(run.dev))
+        h, kw = layer_inputs(model, run.adapter, ids.to(run.dev))
         h = h - h.mean(-1, keepdim=True) if run.centred else h
         xs.append(h.to(run.offload))
         kws.append(kw)
@@ -234,7 +234,8 @@ def slice_model(
     L = cfg.num_hidden_layers
     for ls in tqdm(layers_of(sites), desc="calibrate+slice", disable=not progress):
         host = tensors_of(layers[ls.layer])
-        new, cs, ps, bs = slice_layer(layers[ls.layer], ls, run, cs, kws, bases[ls.inp], ls.layer == L - 1)
+        new, cs, ps, bs = slice_layer(layers[ls.layer], ls, run, cs, [kw[ls.layer] for kw in kws],
+                                      bases[ls.inp], ls.layer == L - 1)
         pcas += ps
         bases += bs
         if run.keep_io and ls.layer == 0:  # the lookup (+ positions) in D, made mean-free, then basis 0

@@ -30,7 +30,10 @@ def linear_maps(model: nn.Module) -> list[dict]:
     decoder layer the map belongs to, `core.sites.layer_of_map`: −1 for the embedding, L for the LM head),
     the `module`, the norm `scale` a reader's input carries (norm_offset + weight, folded in by `map_weight`,
     as in the sliced model) and `transposed` (the weight is stored in x out, GPT-2's Conv1D). A parallel
-    layer's MLP readers read the layer's input site; a learned position embedding writes site 0 too."""
+    layer's MLP readers read the layer's input site; a learned position embedding writes site 0 too. Where a
+    block's output is normalised before the add (Gemma 3), its writer's `out_scale` is that norm's scale:
+    the write is diag(scale)·W·h / rms(W·h), whose linear part (up to a per-token scalar) `map_weight`
+    gives."""
     adapter = adapter_for(model)
     get = model.get_submodule
     sites = model_sites(model)
@@ -41,9 +44,12 @@ def linear_maps(model: nn.Module) -> list[dict]:
         return w + adapter.norm_offset if adapter.norm_offset else w
 
     def entry(path: str, role: str, site: int, module: nn.Module, scale: Tensor | None,
-              transposed: bool = False) -> dict:
+              transposed: bool = False, out_scale: Tensor | None = None) -> dict:
         return {"map": path, "role": role, "site": site, "layer": layer_of_map(role, site, par),
-                "module": module, "scale": scale, "transposed": transposed}
+                "module": module, "scale": scale, "transposed": transposed, "out_scale": out_scale}
+
+    def post_scale(layer: nn.Module, path: str | None) -> Tensor | None:
+        return None if path is None else scale_of(layer.get_submodule(path))
 
     tr = adapter.transposed
     maps = [entry(adapter.embed, "writer", 0, get(adapter.embed), None)]
@@ -54,10 +60,12 @@ def linear_maps(model: nn.Module) -> list[dict]:
         mlp_scale = scale_of(layer.get_submodule(adapter.mlp_norm))
         maps += [entry(p, "reader", ls.inp, layer.get_submodule(p), attn_scale, tr) for p in adapter.attn_in]
         attn_out, mlp_out = layer.get_submodule(adapter.attn_out), layer.get_submodule(adapter.mlp_out)
-        maps.append(entry(adapter.attn_out, "writer", ls.own[0], attn_out, None, tr))
+        maps.append(entry(adapter.attn_out, "writer", ls.own[0], attn_out, None, tr,
+                          post_scale(layer, adapter.attn_post_norm)))
         maps += [entry(p, "reader", ls.mlp_inp, layer.get_submodule(p), mlp_scale, tr)
                  for p in adapter.mlp_in]
-        maps.append(entry(adapter.mlp_out, "writer", ls.out, mlp_out, None, tr))
+        maps.append(entry(adapter.mlp_out, "writer", ls.out, mlp_out, None, tr,
+                          post_scale(layer, adapter.mlp_post_norm)))
     head_scale = scale_of(get(adapter.final_norm))
     maps.append(entry(adapter.lm_head, "reader", last, get(adapter.lm_head), head_scale))
     return maps
@@ -65,11 +73,13 @@ def linear_maps(model: nn.Module) -> list[dict]:
 
 @torch.no_grad()
 def map_weight(m: dict) -> Float[Tensor, "out inp"]:
-    """A map's weight as out x in float64 (embedding: D x vocab), a reader's norm scale folded in."""
+    """A map's weight as out x in float64 (embedding: D x vocab), a reader's norm scale folded in (and a
+    post-normed writer's output scale)."""
     w = m["module"].weight.detach().double()
     if isinstance(m["module"], nn.Embedding):
         return w.T
     w = w.T if m.get("transposed") else w
+    w = w if m.get("out_scale") is None else m["out_scale"].double()[:, None] * w
     return w if m["scale"] is None else w * m["scale"].double()[None, :]
 
 

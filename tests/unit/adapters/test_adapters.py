@@ -36,7 +36,9 @@ def test_every_path_exists_and_the_adapter_is_data(arch: str) -> None:
         model.get_submodule(path)
     mlp = [a.mlp] if isinstance(a.mlp, str) else list(a.mlp)
     for layer in model.get_submodule(a.layers):
-        for path in (*a.attn_in, *a.mlp_in, a.attn_norm, a.attn, a.attn_out, a.mlp_norm, a.mlp_out, *mlp):
+        post = (a.attn_post_norm, a.mlp_post_norm) if a.post_norms else ()
+        for path in (*a.attn_in, *a.mlp_in, a.attn_norm, a.attn, a.attn_out, a.mlp_norm, a.mlp_out, *mlp,
+                     *post):
             layer.get_submodule(path)
     assert all(isinstance(v, (str, int, float, bool, tuple, type(None))) for v in a.layout().values())
 
@@ -50,18 +52,28 @@ def test_no_architecture_branches_in_the_package() -> None:
     assert hits == []
 
 
-@pytest.mark.parametrize("config, match", [
-    (Gemma2Config, "unsupported architecture Gemma2ForCausalLM: its norms also sit on the block outputs"),
-    (Gemma3TextConfig, "unsupported architecture Gemma3ForCausalLM: its norms also sit on the block outputs"),
+@pytest.mark.parametrize("config, extra, match", [
+    (Gemma2Config, {}, "unsupported architecture Gemma2ForCausalLM: its logits are soft-capped"),
+    (Gemma3TextConfig, dict(final_logit_softcapping=30.0),
+     "unsupported Gemma3ForCausalLM: final_logit_softcapping=30.0 .soft-capped logits are not modelled"),
 ])
-def test_gemma2_and_3_are_refused_with_one_line(config, match: str) -> None:
+def test_soft_capped_gemmas_are_refused_with_one_line(config, extra: dict, match: str) -> None:
     cfg = config(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, vocab_size=256, head_dim=16)
+                 intermediate_size=128, vocab_size=256, head_dim=16, **extra)
     model = AutoModelForCausalLM.from_config(cfg)
     with pytest.raises(UsageError, match=match) as err:
         adapter_for(model)
     assert "\n" not in str(err.value)
     assert set(REFUSED).isdisjoint(ADAPTERS)
+
+
+def test_multimodal_gemma3_is_refused_with_one_line() -> None:
+    class Gemma3ForConditionalGeneration(nn.Module):  # only the class name matters to the lookup
+        config = Gemma3TextConfig()
+
+    with pytest.raises(UsageError, match="Gemma3ForConditionalGeneration: a multimodal model") as err:
+        adapter_for(Gemma3ForConditionalGeneration())
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("arch, override, match", [

@@ -4,8 +4,9 @@ What bfloat16 can hold: 8 significant bits, a unit roundoff of u = 2^-8 (3.9e-3 
 model's logits are already 1-2.5 u off the exact function of its own weights (the same weights in float64);
 slicing adds one rounding of every folded weight and of the activations in the rotated basis. So the sliced
 bf16 model must stay within 3x the dense bf16 model's own error and within 4 u = 2^-6 of the exact function
-(measured: at most 2.1x and 2.8 u over these families). The float64 tests (test_slicing, test_emulate)
-hold the same invariants to 1e-6.
+(measured: at most 2.1x and 2.8 u over these families) — or, where the dense bf16 model is itself further off
+than 4 u (the tiny random Gemma 3, whose post-norms rescale every block output: 11 u), within 1.5x its error
+(measured 1.23x). The float64 tests (test_slicing, test_emulate) hold the same invariants to 1e-6.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def dims_of(model, **kw) -> list[int]:
 
 
 def within_bf16(err: float, dense_err: float) -> None:
-    assert err <= 4 * U and err <= 3 * dense_err, f"error {err:.2e} (dense bf16 {dense_err:.2e}, u {U:.2e})"
+    bound = max(4 * U, 1.5 * dense_err)
+    assert err <= bound and err <= 3 * dense_err, f"error {err:.2e} (dense bf16 {dense_err:.2e}, u {U:.2e})"
 
 
 @torch.no_grad()
@@ -71,14 +73,28 @@ def test_sliced_bf16_is_the_projected_function(arch: str) -> None:
                 rel(model(x).logits, exact(x).logits))
 
 
+def max_angle(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The largest principal angle (radians) between corresponding kept subspaces of two runs."""
+    return max(float(torch.arccos(torch.linalg.svdvals(x.T @ y).clamp(max=1)).max()) for x, y in zip(a, b))
+
+
 @torch.no_grad()
 @pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_tied_equals_untied_in_bf16(arch: str) -> None:
+    """Tied and untied heads each compute the projected function of the bases their calibration found; where
+    the two bf16 calibrations find the same subspaces, the two models agree to 4 u. (They need not: bf16
+    activations move a subspace whose eigenvalues have no gap at d' — the tiny Gemma 3's post-norms flatten
+    its spectrum, 4-13 % gaps at d' = 40, and its two runs' subspaces differ by up to 0.2 rad.)"""
     model, exact = pair(arch, tied=True)
     x = ids()
-    tied = slice_model(model, x, dims_of(model, dim=40), progress=False).model(x).logits
-    untied = slice_model(model, x, dims_of(model, dim=40), untie_head=True, progress=False).model(x).logits
-    assert rel(tied, untied) <= 4 * U
+    dense_err = rel(model(x).logits, exact(x).logits)
+    runs = [slice_model(model, x, dims_of(model, dim=40), untie_head=u, progress=False)
+            for u in (False, True)]
+    logits = [r.model(x).logits for r in runs]
+    for r, out in zip(runs, logits):
+        within_bf16(rel(out, ProjectedModel(exact, r.bases)(x).logits), dense_err)
+    if max_angle(runs[0].bases, runs[1].bases) < 0.05:
+        assert rel(*logits) <= 4 * U
 
 
 @torch.no_grad()

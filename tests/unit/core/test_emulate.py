@@ -123,7 +123,7 @@ def test_boot_failure_is_one_line(monkeypatch):
 
 def test_missing_hooks_are_reported(monkeypatch):
     b = boot_bridge(tiny64("llama"))
-    monkeypatch.setattr(bridge_mod, "required_hooks", lambda n: ["hook_embed", "blocks.0.hook_nonexistent"])
+    monkeypatch.setattr(bridge_mod, "required_hooks", lambda *a: ["hook_embed", "blocks.0.hook_nonexistent"])
     with pytest.raises(UsageError, match="lacks hooks blocks.0.hook_nonexistent"):
         bridge_mod.check_hooks(b)
 

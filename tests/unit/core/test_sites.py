@@ -66,8 +66,12 @@ def test_model_sites_come_from_the_adapter(arch: str) -> None:
     sites = model_sites(model)
     assert sites == sites_for(adapter, 3)
     assert len(sites) == n_sites(3, parallel=adapter.parallel)
-    if not adapter.parallel and adapter.pos_embed is None:
+    if not adapter.parallel and adapter.pos_embed is None and not adapter.post_norms:
         assert sites == sequential_sites(3)
+    if adapter.post_norms:  # a block's write is its output norm's output
+        writes = ["blocks.0.ln1_post.hook_out", "blocks.0.ln2_post.hook_out"]
+        assert [s.write_hook for s in sites[1:3]] == writes
+        assert [s.hook for s in sites] == [s.hook for s in sequential_sites(3)]
 
 
 def test_lens_sites_and_checks() -> None:

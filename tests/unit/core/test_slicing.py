@@ -135,6 +135,23 @@ def test_shapes_and_parameter_count(arch: str) -> None:
     assert param_breakdown(sliced)["total"] == count_params(sliced)
 
 
+def test_post_norm_blocks_keep_their_width_and_map_into_the_site() -> None:
+    """Gemma 3: each block's output norm becomes a weightless norm over the block's D-wide output and a new
+    D x d_s map (the norm's scale and the site basis), counted as `post_norm_maps`; the writers keep D."""
+    model = tiny_model("gemma3", tie_word_embeddings=False)
+    dims = [40, 32, 48, 24, 56, 40, 64]
+    sliced = slice_model(model, ids(), dims, progress=False).model
+    for i, layer in enumerate(sliced.model.layers):
+        d_mid, d_out = dims[2 * i + 1], dims[2 * i + 2]
+        assert layer.self_attn.o_proj.weight.shape[0] == layer.mlp.down_proj.weight.shape[0] == D
+        assert layer.post_attention_layernorm.output_map.weight.shape == (d_mid, D)
+        assert layer.post_feedforward_layernorm.output_map.weight.shape == (d_out, D)
+    breakdown = param_breakdown(sliced)
+    assert breakdown["post_norm_maps"] == D * sum(dims[1:])
+    assert breakdown["total"] == count_params(sliced)
+    assert param_breakdown(model)["post_norm_maps"] == 0  # the dense model's post-norms are norms
+
+
 def test_widths_from_sparsity() -> None:
     assert dim_for_sparsity(0.25, 576) == 432
     assert dim_for_sparsity(0.1, 576) == 512  # int(518.4) = 518, rounded down to a multiple of 8

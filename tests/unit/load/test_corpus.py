@@ -65,6 +65,28 @@ def test_windows_cutting(smol_tok) -> None:
     assert windows(tok, text, 2).shape[1] == 2
 
 
+class _WithBos:
+    """The embedded tokenizer made to add a BOS token, as Gemma 3's does."""
+
+    def __init__(self, tok, bos: int):
+        self.tok, self.bos_token_id = tok, bos
+
+    def __call__(self, text: str, **kw) -> dict:
+        return {"input_ids": [self.bos_token_id] + self.tok(text, **kw)["input_ids"]}
+
+
+def test_a_tokenizer_that_adds_bos_gets_it_at_every_window(smol_tok) -> None:
+    text = load_text("python-docs", "eval")[:5000]
+    plain = smol_tok(text)["input_ids"]
+    w = windows(_WithBos(smol_tok, 7), text, 100)
+    assert w.shape == (len(plain) // 99, 100)  # BOS + 99 text tokens each: every window predicts 99 tokens
+    assert (w[:, 0] == 7).all() and (w[:, 1:] != 7).all()
+    assert torch.equal(w[:, 1:].flatten(), torch.tensor(plain[: w.shape[0] * 99]))  # the text, in order
+    assert torch.equal(windows(_WithBos(smol_tok, 7), text, 100, max_windows=2), w[[w.shape[0] // 4,
+                                                                                   3 * w.shape[0] // 4]])
+    assert torch.equal(windows(smol_tok, text, 100)[0], torch.tensor(plain[:100]))  # no BOS: as before
+
+
 def test_window_errors(smol_tok) -> None:
     tok = smol_tok
     with pytest.raises(UsageError, match="seqlen must be at least 2"):
