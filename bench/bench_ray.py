@@ -39,8 +39,8 @@ def empty_point(work, model, dim: int) -> int:
 
 
 def runner(cfg: SweepConfig, out: Path, args, executor=None) -> SweepRunner:
-    return SweepRunner(cfg, out, device="cpu", batch_size=4, progress=False, max_layers=args.max_layers,
-                       log=lambda m: None, executor=executor)
+    return SweepRunner.open(cfg, out, device="cpu", batch_size=4, progress=False, max_layers=args.max_layers,
+                            log=lambda m: None, executor=executor)
 
 
 def timed_points(r: SweepRunner, points: list[tuple[int, float]]) -> float:
@@ -80,7 +80,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     local = runner(cfg, out / "in-process", args)
     points = local.points(sparsities=[float(s) for s in args.sparsities.split(",")])
-    local.ensure_semi([d for d, _ in points])  # the dense state, once; copied for the Ray sweep
+    local.cover([d for d, _ in points])  # the dense state, once; copied for the Ray sweep
     (out / "ray").mkdir(parents=True)
     for name in ("settings.json", "dense.json", "fisher.pt", "ours.pt"):
         if (out / "in-process" / name).exists():
@@ -92,7 +92,7 @@ def main() -> None:
     t_init = time.perf_counter() - t0
     ex = RayExecutor()
     remote = runner(cfg, out / "ray", args, executor=ex)
-    remote.ensure_semi([d for d, _ in points])
+    remote.cover([d for d, _ in points])
     t_ray = timed_points(remote, points)
     rt = task_round_trip(ex, 20)
     ray.shutdown()

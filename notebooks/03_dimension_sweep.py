@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -78,8 +78,8 @@ from slicedim_lab.sweep.runner import SweepRunner
 cfg = SweepConfig(model=MODEL, corpus=CORPUS, basis=BASIS, cal_samples=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
                   eval_seqlen=EVAL_SEQLEN, max_eval_windows=EVAL_WINDOWS, grad_windows=GRAD_WINDOWS,
                   tasks=TASKS, mc_items=MC_ITEMS)
-runner = SweepRunner(cfg, SWEEP_DIR, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH, max_layers=MAX_LAYERS,
-                     semi_dims=SEMI_DIMS)
+runner = SweepRunner.open(cfg, SWEEP_DIR, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH,
+                          max_layers=MAX_LAYERS, widths=SEMI_DIMS)
 print(f"dense: PPL {runner.dense.ppl:.3f}, top-1 {runner.dense.acc:.4f}, MC {runner.dense.mc_acc}; "
       f"{len(runner.rows)} point(s) already measured in {SWEEP_DIR}")
 

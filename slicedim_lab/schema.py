@@ -4,9 +4,13 @@ A sweep's `results.csv`, `slicedim predict --json`, the report and the widgets a
 column names here, so a predictor registered in `predict/registry.py` shows up everywhere with no other edit.
 
 Columns of a results row, for a predictor `p` and an estimator `e`:
-- `{metric}_measured`, `{metric}_pred_{p}` for metric in ppl | acc | mc_acc;
+- `{metric}_measured`, `{metric}_pred_{p}` for metric in ppl | acc | mc_acc; `mc_acc_norm_measured`, the
+  length-normalised multiple-choice accuracy (measured only);
 - `ppl_err_{p}`: signed % error of the predicted perplexity against the measured one;
-- `dloss_pred_{p}`: predicted increase of the mean next-token loss (nats), `dloss_measured`;
+- `dloss_pred_{p}`: predicted increase of the mean next-token loss (nats), `dloss_measured` (`measured`
+  of "dloss": ln(PPL / PPL₀));
+- `energy_discarded_mean` (`ENERGY_DISCARDED`): the energy the dense PCA discards at d', mean over the charged
+  sites (a diagnostic the Fisher statistic adds to measured rows);
 - `ppl_est_{e}`, `ppl_err_est_{e}`: estimators, which run the sliced model (never predictions);
 - `ppl_lo_{who}`, `ppl_hi_{who}`: the 90% interval of a prediction (`who` = a predictor) or of a measured
   value (`who` = `measured`, from its eval windows);
@@ -21,6 +25,7 @@ from collections.abc import Iterable
 BASES = ("interleaved", "dense")  # interleaved: SliceGPT's calibration; dense: the dense model's PCA
 METRICS = ("ppl", "acc", "mc_acc")  # perplexity, next-token top-1, multiple-choice accuracy
 ESTIMATORS = ("calibration", "cal_ratio")
+ENERGY_DISCARDED = "energy_discarded_mean"
 
 
 def measured(metric: str) -> str:

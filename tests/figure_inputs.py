@@ -28,9 +28,7 @@ def make_tables(semi_dims: list[int]) -> FisherTables:
 
 def measured_row(dense: DenseMetrics, tables: FisherTables, dim: int, ppl: float, acc: float) -> dict:
     """A results row as the sweep writes it: measured values, every prediction and its signed error."""
-    row = {"dim": dim, "sparsity": 1 - dim / D, schema.measured("ppl"): ppl, schema.measured("acc"): acc,
-           **predict_point(dense, dim, tables), schema.est("cal_ratio"): ppl * 1.05}
-    for p in schema.predictors_in(row):
-        row[schema.err(p)] = 100 * (row[schema.pred("ppl", p)] / ppl - 1)
-    row[schema.est_err("cal_ratio")] = 5.0
+    row = {"dim": dim, "sparsity": 1 - dim / D, schema.measured("ppl"): ppl, schema.measured("acc"): acc}
+    row.update(predict_point(dense, dim, {"fisher": tables}, measured=row))
+    row[schema.est("cal_ratio")], row[schema.est_err("cal_ratio")] = ppl * 1.05, 5.0
     return row

@@ -8,7 +8,8 @@ import sys
 from ..sweep.executors import PointsFailed
 from ..sweep.options import add_options, config_from_args, executor_from_args
 from ..sweep.runner import predict_only, run_sweep
-from ..viz.report import error_summary, headline_text
+from ..viz.report import headline_text
+from ..viz.tables import error_summary
 from .common import add_common_options, write_json
 
 

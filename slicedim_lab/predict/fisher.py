@@ -2,9 +2,9 @@
 docs/predictors.md for the measured errors).
 
 - `fisher`: the Fisher-increment estimate. Each site s is charged only for the perturbation it newly adds,
-  δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}) (x_s the dense residual, P_s the projector on the top-d' dense
-  PCA directions of site s, x_{−1} = 0), weighted by the Gauss-Newton curvature through the gradient g_{s,t}
-  of the loss with labels SAMPLED from the model's own softmax:
+  δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}) (`predict/increments.py`; x_s the dense residual, P_s the
+  projector on the top-d' dense PCA directions of site s, x_{−1} = 0), weighted by the Gauss-Newton
+  curvature through the gradient g_{s,t} of the loss with labels SAMPLED from the model's own softmax:
   ΔL(d') = Σ_s ½ mean_t (g_{s,t}·δ_{s,t})²,  PPL(d') = PPL_0 · exp(ΔL(d')).
 - `fisher_cross`: keeps the cross-site terms at each position, ΔL = ½ mean_t (Σ_s g_{s,t}·δ_{s,t})².
 - `fisher_full`: keeps all cross terms (sites and positions) of the linearised perturbation:
@@ -32,13 +32,16 @@ M = V_sᵀV_{s−1}), with the kept set {k < d'} and 0-based indices,
   g·δ_s(d') = −Σ_{k≥d'} r_k,   r = c ⊙ (p_s − triu(M) z) − z ⊙ (tril(M, −1)ᵀ c),
 an exact identity (the cross-basis staircase sum Σ_{k≥d'} Σ_{j<d'} c_k M_kj z_j telescopes into the
 strictly-triangular products), so one suffix sum over r gives g·δ_s at all d' at once.
+
+The tables are the registered statistic "fisher" (made for both sweep bases; the held-out gradient settings
+invalidate a saved copy; the semi-interleaved kinds answer at the widths the tables were built for).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +53,18 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .. import schema
 from ..adapters import adapter_for
 from ..core.nll import next_token_ce
 from ..core.pca import SitePCA, pca
 from ..core.replay import run_sites
-from ..core.sites import model_sites
+from ..core.sites import model_sites, site_at
 from ..errors import UsageError
 from ..files import atomic_file
+from .increments import increment_dot, semi_bases
+from .moments import BATCH_SIZE, DenseMoments, dense_moments
 from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
+from .statistics import DenseInputs, Statistic, register_statistic
 
 FISHER_KINDS = ("fisher", "fisher_cross", "fisher_full")
 SEMI_KINDS = ("fisher_semi", "fisher_semi_cross", "fisher_semi_geo")
@@ -133,6 +140,27 @@ class FisherTables:
         rel = per.std().item() / math.sqrt(n) / per.mean().item()
         return rel * self.delta_loss(dim, kind)
 
+    def site_dloss(self, dim: int) -> list[float]:
+        """The loss increase `fisher` charges to each site at width `dim`: ½·Σ_t (g_s·δ_s)² / T (nats)."""
+        return (0.5 * self.diag[:, dim] / self.tokens).tolist()
+
+    def site_rows(self, dims: Sequence[int]) -> list[dict]:
+        """One row per site × d': `site`, `label` (e.g. `L3 mlp`), `dim`, `dloss` (`site_dloss`) and
+        `discarded` = 1 − the energy the dense PCA retains there."""
+        S = self.diag.shape[0]
+        labels = self.settings.get("site_labels") or [site_at(s).label for s in range(S)]  # older tables
+        rows = []
+        for d in dims:
+            dloss, kept = self.site_dloss(d), self.energy[:, d].tolist()
+            rows += [{"site": s, "label": labels[s], "dim": int(d), "dloss": dloss[s],
+                      "discarded": max(0.0, 1.0 - kept[s])} for s in range(S)]
+        return rows
+
+    def discarded_mean(self, dim: int) -> float:
+        """The energy the dense PCA discards at width `dim`, averaged over the charged sites."""
+        charged = self.energy[:-1] if not self.settings.get("slice_head") else self.energy
+        return 1 - charged[:, dim].mean().item()
+
     def save(self, path: str | Path) -> None:
         with atomic_file(path, "wb") as f:
             torch.save(dict(asdict(self).items()), f)
@@ -173,93 +201,12 @@ def _site_tables(
     return diag, Q
 
 
-def semi_pcas(
-    moments: list[Float[Tensor, "d d"]], cross: list[Float[Tensor, "d d"]], dim: int, n_charged: int
-) -> Iterator[SitePCA]:
-    """The semi-interleaved chain at width `dim`, from dense moments only, one site at a time: site s's PCA is
-    that of u_s = x_s − (I−P̃_{s−1})x_{s−1} (the dense stream after the cuts upstream, block outputs kept
-    dense), whose second moment is H_s − C_s R − R C_sᵀ + R H_{s−1} R with R = I − P̃_{s−1},
-    C_s = Σ x_sᵀx_{s−1}, and P̃_s the projector on its top `dim` eigenvectors."""
-    D = moments[0].shape[0]
-    eye = torch.eye(D, dtype=torch.float64)
-    proj = None
-    for s in range(n_charged):
-        if s == 0:
-            h = moments[0]
-        else:
-            r = eye - proj
-            h = moments[s] - cross[s - 1] @ r - r @ cross[s - 1].T + r @ moments[s - 1] @ r
-        p = pca(h)
-        yield p
-        b = p.vectors[:, :dim]
-        proj = b @ b.T
-
-
-def semi_bases(
-    moments: list[Float[Tensor, "d d"]], cross: list[Float[Tensor, "d d"]], dim: int, n_charged: int
-) -> list[Float[Tensor, "d k"]]:
-    """Semi-interleaved bases at width `dim` (the top `dim` eigenvectors of `semi_pcas`' chain)."""
-    return [p.vectors[:, :dim] for p in semi_pcas(moments, cross, dim, n_charged)]
-
-
 def _semi_q(
     xs: list[Float[Tensor, "n d"]], gs: list[Float[Tensor, "n d"]], bases: list[Float[Tensor, "d k"]]
 ) -> Float[Tensor, "sites n"]:
-    """g_s·δ_s with δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) for the charged sites (one row each)."""
-    out = []
-    for s, b in enumerate(bases):
-        u = xs[0] if s == 0 else xs[s] - xs[s - 1] + (xs[s - 1] @ bases[s - 1]) @ bases[s - 1].T
-        out.append(-((gs[s] * u).sum(1) - ((gs[s] @ b) * (u @ b)).sum(1)).double())
-    return torch.stack(out)
-
-
-@dataclass
-class DenseMoments:
-    """One dense pass over calibration windows: per-site second moments H_s = Σ x_sᵀx_s, neighbour cross
-    moments C_s = Σ x_sᵀx_{s−1} (s ≥ 1; the semi-interleaved bases need them), summed in float64, and the
-    summed next-token loss over `tokens` predicted tokens (NaN when the pass skipped the head)."""
-
-    second: list[Float[Tensor, "d d"]] | None
-    cross: list[Float[Tensor, "d d"]] | None
-    nll_sum: float
-    tokens: int
-
-
-def _gram(a: Float[Tensor, "b p d"], b: Float[Tensor, "b p d"]) -> Float[Tensor, "d d"]:
-    """Σ aᵀb over one batch's tokens: the product in the compute precision (float32 at least, float64 for a
-    float64 model), returned in float64 for the sum over batches (a batch sums ≤ a few thousand tokens, so
-    float32 products keep ~1e-6 relative; half the time of float64 ones on a CPU)."""
-    dt = torch.promote_types(a.dtype, torch.float32)
-    fa, fb = (rearrange(t.to(dt), "b p d -> (b p) d") for t in (a, b))
-    return (fa.T @ fb).double()
-
-
-def _add(acc: list[Tensor] | None, new: list[Tensor]) -> list[Tensor]:
-    return new if acc is None else [a + b for a, b in zip(acc, new)]
-
-
-@torch.no_grad()
-def dense_moments(model: nn.Module, cal_ids: Int[Tensor, "n pos"], batch_size: int = 2, *,
-                  second: bool = True, cross: bool = True, logits: bool = True,
-                  progress: bool = True) -> DenseMoments:
-    """`DenseMoments` of `model` on `cal_ids` (the moments only if asked for; the loss unless `logits` is
-    False — `ours` needs only the moments, and the head is a tenth of the pass)."""
-    adapter = adapter_for(model)
-    dev = next(model.parameters()).device
-    nll, count = 0.0, 0
-    moments: list[Tensor] | None = None
-    crosses: list[Tensor] | None = None
-    for ids in tqdm(torch.split(cal_ids, batch_size), desc="dense PCA", disable=not progress):
-        ids = ids.to(dev)
-        sites, out = run_sites(model, ids, adapter, logits=logits)
-        nll += next_token_ce(out, ids).double().sum().item() if logits else math.nan
-        count += ids[:, 1:].numel()
-        if second:
-            moments = _add(moments, [_gram(x, x) for x in sites])
-        if cross:
-            crosses = _add(crosses, [_gram(sites[s], sites[s - 1]) for s in range(1, len(sites))])
-        del sites, out
-    return DenseMoments(moments, crosses, nll, count)
+    """g_s·δ_s in the semi-interleaved bases P̃ for the charged sites (one row each)."""
+    return torch.stack([increment_dot(gs[s], xs[s], xs[s - 1] if s else None, b, bases[s - 1] if s else None)
+                        .double() for s, b in enumerate(bases)])
 
 
 def fisher_tables(
@@ -269,10 +216,11 @@ def fisher_tables(
     *,
     slice_head: bool = False,
     seed: int = 0,
-    batch_size: int = 2,
+    batch_size: int = BATCH_SIZE,
     pcas: list[SitePCA] | None = None,
     semi_dims: list[int] | None = None,
     grad_ids: Int[Tensor, "m pos"] | None = None,
+    grad_heldout: bool | None = None,
     moments: DenseMoments | None = None,
     progress: bool = True,
 ) -> FisherTables:
@@ -287,6 +235,7 @@ def fisher_tables(
     With `slice_head=False` the last site keeps full width (as `slicing.site_dims` does) and is not charged.
     `semi_dims`: widths at which to also accumulate the semi-interleaved tables (needs the cross moments of
     neighbouring sites in step 1, and per width one chain of eigendecompositions and a few products per site).
+    `grad_heldout`: whether `grad_ids` are disjoint from `cal_ids`, recorded in the settings when given.
     `moments`: the dense pass of step 1 when the caller already made it (with cross moments if `semi_dims`).
     """
     t0 = time.perf_counter()
@@ -302,7 +251,7 @@ def fisher_tables(
     if math.isnan(dm.nll_sum):
         raise UsageError("the Fisher tables need dense moments with the calibration loss (logits=True)")
     moments, crosses, cal_nll, count = dm.second, dm.cross, dm.nll_sum, dm.tokens
-    timing = {"dense_pass": time.perf_counter() - t0}
+    timing = {"dense_pass": dm.seconds}
     pcas = pcas if pcas is not None else [pca(m) for m in moments]
     D = pcas[0].vectors.shape[0]
     n_s = len(pcas)
@@ -362,6 +311,8 @@ def fisher_tables(
     settings = {"site_labels": [s.label for s in model_sites(model)],
                 "cal_windows": int(cal_ids.shape[0]), "cal_seqlen": int(cal_ids.shape[1]),
                 "grad_windows": n_grad, "slice_head": slice_head, "seed": seed, "timing_s": timing}
+    if grad_heldout is not None:
+        settings["grad_heldout"] = grad_heldout
     return FisherTables(hidden=D, diag=diag, cross=torch.cat(cross), full=torch.cat(full), tokens=tokens,
                         energy=energy, cal_nll=cal_nll / count, settings=settings,
                         seconds=time.perf_counter() - t0, semi_dims=semi_dims, semi_diag=semi_diag,
@@ -369,6 +320,32 @@ def fisher_tables(
 
 
 # ----------------------------------------------------------------------------- registrations
+
+
+def _build(inp: DenseInputs, widths: Sequence[int]) -> FisherTables:
+    """The tables from the shared dense pass, gradients on the held-out calibration windows (in-sample, said
+    in the log, when the split has none to spare), semi-interleaved sums at `widths`."""
+    st = inp.settings
+    if st["grad_heldout"] and not inp.grad_heldout:
+        inp.log(f"note: the calibration split has no windows besides the {inp.cal_ids.shape[0]} of the PCA; "
+                "Fisher gradients are taken in-sample (predictions tend to be optimistic)")
+    return fisher_tables(inp.model, inp.cal_ids, slice_head=st["slice_head"], seed=st["seed"], pcas=inp.pcas,
+                         semi_dims=list(widths), grad_ids=inp.grad_ids, grad_heldout=inp.grad_heldout,
+                         moments=inp.moments(), progress=inp.progress)
+
+
+def _semi_widths(tables: FisherTables) -> list[int]:
+    return tables.semi_dims
+
+
+register_statistic(Statistic(
+    "fisher", _build, FisherTables.save, FisherTables.load,
+    "Fisher tables: dense PCA per site, sampled-label gradients on held-out calibration windows, every d'",
+    depends_on=("grad_windows", "grad_heldout"), widths=_semi_widths,
+    diagnostics=lambda t, dim: {schema.ENERGY_DISCARDED: t.discarded_mean(dim)},
+    diagnostic_columns=(schema.ENERGY_DISCARDED,), sites=FisherTables.site_rows,
+    sites_title="Fisher predictor: loss increase charged to each site (nats), beside the energy the dense "
+                "PCA discards"))
 
 
 def _kind(name: str):
@@ -391,7 +368,7 @@ _SUMMARIES = {
 # drawn when a figure opens: the cross-term variants (errors up to 1000× larger) wait in the legend;
 # the headline of dense-basis sweeps is the constant-free Fisher sum in the dense bases
 _SHOWN = ("fisher", "fisher_semi", "fisher_semi_geo")
-_OURS = {"fisher": ("dense",)}  # for interleaved sweeps the headline is `ours` (predict/ours.py)
+_HEADLINE = {"fisher": ("dense",)}  # for interleaved sweeps the headline is `ours` (predict/ours.py)
 for _name in FISHER_KINDS + SEMI_KINDS:
     register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs="fisher",
-                                 shown=_name in _SHOWN, ours_for=_OURS.get(_name, ())))
+                                 shown=_name in _SHOWN, headline_for=_HEADLINE.get(_name, ())))

@@ -6,16 +6,21 @@
   cross-entropy increase CE(z + Δz, y) − CE(z, y) over every predicted token of the eval windows (y the true
   next tokens), with z the dense logits and Δz the dense model's linearised logit change: its derivative
   (JVP, computed by a central difference of the dense model) along every charged site's increment at once,
-  δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) (x the dense residual). P̃ are the
-  semi-interleaved bases at d'_J (`fisher.semi_bases`, from the dense moments of the calibration windows).
+  δ_s = −(I−P̃_s)(x_s − (I−P̃_{s−1})x_{s−1}) (`predict/increments.py`; x the dense residual). P̃ are the
+  semi-interleaved bases at d'_J (`increments.semi_bases`, from the dense moments of the calibration
+  windows).
   The primal is the dense model; nothing sliced or projected runs.
 - β, the growth exponent of ΔL in s, fitted once on the python-docs tuning corpus (the only fitted constant).
-The prediction was frozen before the held-out corpora were run (docs/predictors.md: bench/ours_frozen.md).
+The prediction was frozen before the held-out corpora were run (docs/predictors.md; the frozen text is
+experiments/results/ours_frozen.md, its code the reference implementation tests/reference/ours_v1.py).
 
-Interval (nominal 90 %; revised after the validation, bench/ours_v2.md): multiplicative in ΔL,
+Interval (nominal 90 %; revised after the validation, experiments/results/ours_v2.md): multiplicative in ΔL,
 ΔL·exp(±z·σ) with σ = √(σ_J² + σ_A² + (ln(s/s_J)·σ_β)²): σ_J the bootstrap relative standard error of ΔL_J
 over the eval windows; σ_A the anchor's model error and σ_β the exponent's, both as large as the six
 validation corpora showed them (RMS of ln(ΔL_J/ΔL_measured) at d'_J, and of β_corpus − β).
+
+Its statistic is the registered "ours" (interleaved sweeps only; it reads no prediction setting).
+`OURS_SETTINGS` is the one place of every constant of the definition, its interval included.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -40,18 +46,21 @@ from ..errors import UsageError
 from ..eval.uncertainty import LEVEL, bootstrap_means
 from ..files import atomic_file
 from .anchor import Anchor, anchored_rel_sigma
-from .fisher import DenseMoments, semi_bases
+from .increments import increment, semi_bases
+from .moments import BATCH_SIZE, DenseMoments
 from .registry import DenseMetrics, Prediction, Predictor, from_dloss, register_predictor
+from .statistics import DenseInputs, Statistic, register_statistic
 
-# every setting of the frozen definition (bench/ours_frozen.md)
+# every setting of the definition (frozen: experiments/results/ours_frozen.md; interval v2: ours_v2.md)
 OURS_SETTINGS = {
     "anchor_sparsity": 1 / 9,  # s_J: d'_J = 512 of 576, where first-order theory is trusted
     "beta": 1.44,  # least-squares slope of log ΔL_measured on log s, python-docs, d' = 512 … 288
-    # interval model errors (ours v2, bench/ours_v2.md), from the six corpora of the first validation:
+    # interval model errors (ours v2, experiments/results/ours_v2.md), from the six corpora of the first
+    # validation:
     "sigma_beta": 0.22,  # RMS of β_corpus − β (measured exponents 1.43 … 1.85); the frozen prior was 0.10
     "sigma_anchor": 0.70,  # RMS of ln(ΔL_J / ΔL_measured) at d'_J (ratios 1.24 … 3.89)
     "sigma_point": 0.015,  # relative scatter of a measured ΔL about its corpus's power law (anchored mode)
-    "batch_size": 2,
+    "batch_size": BATCH_SIZE,  # windows per batch of the linearisation (its numbers depend on it)
     "fd_eps": 1e-2,  # step of the central difference that computes the linearisation (a numerical setting)
     "bootstrap": 2000,
     "seed": 0,
@@ -130,12 +139,6 @@ def anchor_dim(hidden: int, sparsity: float, round_interval: int = 8) -> int:
     return max(round_interval, d - d % round_interval) if hidden >= round_interval else max(1, d)
 
 
-def _increment(x: Float[Tensor, "*b d"], x_prev: Tensor | None, b: Tensor, b_prev: Tensor | None) -> Tensor:
-    """δ = −(I−P)(x − (I−P_prev) x_prev), P = b bᵀ (x_prev None: site 0)."""
-    u = x if x_prev is None else x - x_prev + (x_prev @ b_prev) @ b_prev.T
-    return -(u - (u @ b) @ b.T)
-
-
 @torch.no_grad()
 def linearised_logits(
     model: nn.Module, ids: Int[Tensor, "b pos"], bases: list[Float[Tensor, "d k"]], eps: float | None = None
@@ -151,7 +154,7 @@ def linearised_logits(
     charged = len(bases)
     sites, z = run_sites(model, ids)
     bs = [b.to(z) for b in bases]
-    deltas = [_increment(sites[s], sites[s - 1] if s else None, bs[s], bs[s - 1] if s else None)
+    deltas = [increment(sites[s], sites[s - 1] if s else None, bs[s], bs[s - 1] if s else None)
               for s in range(charged)]
     del sites
 
@@ -163,7 +166,8 @@ def linearised_logits(
 
 def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: DenseMoments,
                 settings: dict | None = None, slice_head: bool = False, progress: bool = True) -> OursTables:
-    """`OursTables` from the dense moments of the calibration windows and one JVP over the eval windows."""
+    """`OursTables` from the dense moments of the calibration windows and one JVP over the eval windows (the
+    timing records the moments' own pass, `DenseMoments.seconds`)."""
     st = {**OURS_SETTINGS, **(settings or {})}
     if moments.second is None or moments.cross is None:
         raise UsageError("ours needs the second and cross moments of the calibration windows")
@@ -176,7 +180,7 @@ def ours_tables(model: nn.Module, eval_ids: Int[Tensor, "n pos"], moments: Dense
     charged = len(moments.second) if slice_head else len(moments.second) - 1
     t0 = time.perf_counter()
     bases = semi_bases(moments.second, moments.cross, anchor, charged)
-    timing = {"semi_bases": time.perf_counter() - t0}
+    timing = {"moments": moments.seconds, "semi_bases": time.perf_counter() - t0}
     t0 = time.perf_counter()
     dev = next(model.parameters()).device
     per: list[float] = []
@@ -210,5 +214,23 @@ def interval(ppl0: float, dloss: float, rel_sigma: float) -> tuple[float, float]
     return math.exp(min(ln0 + lo, 700.0)), math.exp(min(ln0 + hi, 700.0))
 
 
+def _build(inp: DenseInputs, widths: Sequence[int]) -> OursTables:
+    """`ours_tables` from the shared dense pass and the eval windows (every width: `widths` is not needed)."""
+    del widths
+    return ours_tables(inp.model, inp.eval_ids, inp.moments(), slice_head=inp.settings["slice_head"],
+                       progress=inp.progress)
+
+
+def _anchored_interval(t: OursTables, dense: DenseMetrics, dim: int, anchors: list[Anchor],
+                       ppl: float) -> tuple[float, float]:
+    """The interval of the anchored `ours` at `dim` (`OursTables.anchored_rel_sigma`), around its PPL."""
+    return interval(dense.ppl, math.log(ppl / dense.ppl), t.anchored_rel_sigma(dim, anchors))
+
+
+register_statistic(Statistic(
+    "ours", _build, OursTables.save, OursTables.load,
+    "ours: semi-interleaved bases at d'_J from the dense moments, one linearisation over the eval windows",
+    bases=("interleaved",)))
 register_predictor(Predictor("ours", _ours, "ΔL_J (s/s_J)^β: a dense JVP at s_J = 1/9, β from python-docs",
-                             needs="ours", shown=True, ours_for=("interleaved",), interval=True))
+                             needs="ours", shown=True, headline_for=("interleaved",), interval=True,
+                             anchored_interval=_anchored_interval))

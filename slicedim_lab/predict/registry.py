@@ -2,7 +2,8 @@
 
 Every consumer — `predict_point`, the sweep's columns, `slicedim predict`, the report and the widgets —
 iterates `predictors()`, so a new predictor needs no other edit. A predictor sees only what the dense model
-gives (`DenseMetrics`, and the dense-only `FisherTables` if it asks for them); it never runs a sliced or
+gives: `DenseMetrics`, and the dense statistic it names in `needs` (declared with `register_statistic`,
+`predict/statistics.py`, which says how the sweep builds, saves and reloads it); it never runs a sliced or
 projected model.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UsageError
+from .anchor import Anchor
 
 
 @dataclass
@@ -47,24 +49,29 @@ class Prediction:
 
 
 PredictFn = Callable[[DenseMetrics, int, Any], "Prediction | None"]
+# (statistic, dense, d', anchors, anchored PPL) -> the 90% interval of the anchored prediction at d'
+AnchoredIntervalFn = Callable[[Any, DenseMetrics, int, list[Anchor], float], tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class Predictor:
-    """A registered predictor. `fn(dense, dim, tables)` returns its `Prediction` at kept width `dim`, or None
-    where it has no answer (e.g. a width its tables were not built for). `needs`: the name of the dense
-    statistics it reads (`fn` gets that object as `tables`; the predictor is skipped when they were not
-    computed), None for a predictor of the dense metrics alone. `shown`: drawn when a figure opens (others
-    wait in the legend). `ours_for`: the sweep bases for which it is the headline predictor. `interval`:
-    its predictions carry a 90% interval (`Prediction.ppl_lo/ppl_hi`)."""
+    """A registered predictor. `fn(dense, dim, stat)` returns its `Prediction` at kept width `dim`, or None
+    where it has no answer (e.g. a width its statistic was not built for). `needs`: the name of the dense
+    statistic it reads (a registered `Statistic`; `fn` gets that object as `stat`, and the predictor is
+    skipped where it was not made), None for a predictor of the dense metrics alone. `shown`: drawn when a
+    figure opens (others wait in the legend). `headline_for`: the sweep bases for which it is the headline
+    predictor, set beside the paper's law and corrected by the anchor widths. `interval`: its predictions
+    carry a 90% interval (`Prediction.ppl_lo/ppl_hi`); `anchored_interval`: the interval of its anchored
+    prediction (None: the anchored prediction states none)."""
 
     name: str
     fn: PredictFn
     summary: str
     needs: str | None = None
     shown: bool = False
-    ours_for: tuple[str, ...] = ()
+    headline_for: tuple[str, ...] = ()
     interval: bool = False
+    anchored_interval: AnchoredIntervalFn | None = None
 
     @property
     def needs_tables(self) -> bool:
@@ -102,10 +109,11 @@ def shown_names() -> list[str]:
     return [p.name for p in _REGISTRY.values() if p.shown]
 
 
-def ours(basis: str) -> str:
-    """The headline predictor of a sweep in `basis` (interleaved or dense)."""
+def headline(basis: str) -> str:
+    """The name of the headline predictor of a sweep in `basis` (interleaved or dense): the one set beside
+    the paper's law in every table and corrected by the anchor widths."""
     for p in _REGISTRY.values():
-        if basis in p.ours_for:
+        if basis in p.headline_for:
             return p.name
     raise UsageError(f"no headline predictor for basis {basis!r}")
 

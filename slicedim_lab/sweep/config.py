@@ -13,9 +13,8 @@ from ..schema import BASES
 
 # what a sweep folder's numbers mean beyond its settings; 2: windows spread over each split (corpus.spread)
 SWEEP_FORMAT = 2
-# change predictions only, never a measured value; the first two also the Fisher tables
-TABLE_SETTINGS = ("grad_windows", "grad_heldout")
-PREDICTION_SETTINGS = (*TABLE_SETTINGS, "anchor_dims")
+# change predictions only, never a measured value (a statistic that reads one says so: `Statistic.depends_on`)
+PREDICTION_SETTINGS = ("grad_windows", "grad_heldout", "anchor_dims")
 
 
 @dataclass

@@ -7,9 +7,11 @@
   adding points to a finished sweep measures only the new ones. Its `runs` list says how each invocation
   measured (executor, cluster address, resources per point, the widths it measured and any that failed);
   how a sweep ran is not a setting either (an in-process sweep resumes a Ray one and vice versa).
-- `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy), computed once.
-- `fisher.pt`: the Fisher-increment tables (dense-only, all d' at once), computed once.
-- `ours.pt`: the statistics of the headline predictor `ours` (interleaved sweeps), computed once.
+- `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy, its width, its loss on
+  the calibration windows), computed once.
+- `<name>.pt`: each registered dense statistic made for the sweep's basis (`predict/statistics.py`: e.g.
+  `fisher.pt`, the Fisher-increment tables; `ours.pt`, the headline `ours` of interleaved sweeps), computed
+  once; one whose prediction settings (`Statistic.depends_on`) changed is dropped and made again.
 - `results.csv` / `results.json`: one row per finished point, rewritten atomically after each point, so an
   interrupted sweep resumes at the first unfinished point without duplicates.
 - `report.html`: the plotly report (`viz.report.write_report`).
@@ -25,21 +27,25 @@ from pathlib import Path
 from .. import schema
 from ..errors import UsageError
 from ..files import atomic_file, write_json
-from ..predict.fisher import FisherTables
-from ..predict.ours import OursTables
-from ..predict.registry import ours, predictor_names, predictors
+from ..predict.registry import DenseMetrics, headline, predictor_names, predictors
+from ..predict.statistics import statistics
 from ..schema import ESTIMATORS
-from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, TABLE_SETTINGS, SweepConfig
+from .config import PREDICTION_SETTINGS, SWEEP_FORMAT, SweepConfig
 
-RESULT_FILES = ("results.csv", "results.json", "dense.json", "fisher.pt", "ours.pt", "report.html",
-                "settings.json")
+DENSE_FILE = "dense.json"
+
+
+def result_files() -> tuple[str, ...]:
+    """Every file a sweep writes into its folder (each registered statistic's among them)."""
+    return ("results.csv", "results.json", DENSE_FILE, *(s.file for s in statistics()), "report.html",
+            "settings.json")
 
 
 def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> None:
     """Create DIR or check that it holds a sweep with the same settings (then it resumes); one with other
     settings is refused, or wiped with `fresh`.
-    If only prediction settings changed, the measured rows are kept and the Fisher tables are dropped (the
-    predictions of every row are recomputed from the new tables)."""
+    If only prediction settings changed, the measured rows are kept and every statistic that reads one of
+    them is dropped (the predictions of every row are recomputed from the new statistics)."""
     out.mkdir(parents=True, exist_ok=True)
     sfile = out / "settings.json"
     runs: list[dict] = []  # how earlier invocations ran: kept unless the results are discarded
@@ -54,8 +60,8 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
             if changed and set(changed) <= set(PREDICTION_SETTINGS) and not fresh:
                 log(f"{out}: prediction settings changed ({', '.join(changed)}): measured rows kept, "
                     "predictions recomputed")
-                tables = ("fisher.pt",) if set(changed) & set(TABLE_SETTINGS) else ()
-                for name in (*tables, "report.html"):
+                stale = [s.file for s in statistics() if set(changed) & set(s.depends_on)]
+                for name in (*stale, "report.html"):
                     (out / name).unlink(missing_ok=True)
             elif not fresh:
                 what = ", ".join(changed) or "?"
@@ -63,12 +69,12 @@ def prepare_dir(out: Path, cfg: SweepConfig, fresh: bool = False, log=print) -> 
                                  "use --fresh to discard its results, or another --out")
             else:
                 runs = []
-                for name in RESULT_FILES:
+                for name in result_files():
                     (out / name).unlink(missing_ok=True)
-    elif any((out / n).exists() for n in RESULT_FILES):
+    elif any((out / n).exists() for n in result_files()):
         if not fresh:
             raise UsageError(f"{out} holds results without settings.json; use --fresh or another --out")
-        for name in RESULT_FILES:
+        for name in result_files():
             (out / name).unlink(missing_ok=True)
     meta = {"fingerprint": cfg.fingerprint(), "format": SWEEP_FORMAT, "settings": asdict(cfg)}
     write_json(sfile, {**meta, "runs": runs} if runs else meta)
@@ -83,11 +89,24 @@ def record_run(out: Path, run: dict) -> None:
 
 
 def load_stats(out: Path) -> dict:
-    """The dense statistics a sweep folder holds (`fisher.pt`, `ours.pt`), by the name predictors ask for
-    (None where absent)."""
-    fisher = FisherTables.load(out / "fisher.pt") if (out / "fisher.pt").exists() else None
-    ours = OursTables.load(out / "ours.pt") if (out / "ours.pt").exists() else None
-    return {"fisher": fisher, "ours": ours}
+    """The dense statistics a sweep folder holds, by the name predictors ask for (None where absent)."""
+    return {s.name: s.load(out / s.file) if (out / s.file).exists() else None for s in statistics()}
+
+
+def dense_metrics(raw: dict, hidden: int) -> DenseMetrics:
+    """DenseMetrics from a sweep's dense.json."""
+    return DenseMetrics(ppl=raw["ppl"], acc=raw["acc"], hidden=hidden, mc_acc=raw.get("mc_acc"),
+                        cal_nll=raw.get("cal_nll"), mc_chance=raw.get("mc_chance"))
+
+
+def read_dense(out: Path, stats: dict, fallback: int | None = None) -> DenseMetrics:
+    """The dense metrics of DIR/dense.json. A folder written before dense.json kept the width takes it from
+    its statistics (each carries `hidden`), else from `fallback`."""
+    raw = json.loads((out / DENSE_FILE).read_text())
+    hidden = raw.get("hidden") or next((s.hidden for s in stats.values() if s is not None), fallback)
+    if hidden is None:
+        raise UsageError(f"{out / DENSE_FILE} does not say the model's width and no statistic is there")
+    return dense_metrics(raw, hidden)
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -108,7 +127,8 @@ def write_rows(out: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def columns(cfg: SweepConfig) -> list[str]:
-    """The CSV columns of a sweep with these settings (every registered predictor, `schema` names)."""
+    """The CSV columns of a sweep with these settings (every registered predictor and statistic, `schema`
+    names)."""
     names = predictor_names()
     cols = ["dim", "sparsity", "params", schema.measured("ppl"), schema.lo("ppl", "measured"),
             schema.hi("ppl", "measured")]
@@ -116,14 +136,15 @@ def columns(cfg: SweepConfig) -> list[str]:
         cols += [schema.pred("ppl", p.name), schema.err(p.name)]
         cols += [schema.lo("ppl", p.name), schema.hi("ppl", p.name)] if p.interval else []
     if cfg.anchor_dims:
-        a = schema.anchored(ours(cfg.basis))
+        a = schema.anchored(headline(cfg.basis))
         cols += ["anchor", schema.pred("ppl", a), schema.err(a), schema.lo("ppl", a), schema.hi("ppl", a)]
     cols += [schema.est(e) for e in ESTIMATORS] + [schema.est_err(e) for e in ESTIMATORS]
     cols += [schema.measured("acc")] + [schema.pred("acc", p) for p in names]
     if "corpus-mc" in cfg.tasks:
-        cols += [schema.measured("mc_acc"), "mc_acc_norm_measured"]
+        cols += [schema.measured("mc_acc"), schema.measured("mc_acc_norm")]
         cols += [schema.pred("mc_acc", p) for p in names]
     cols += [f"task_{t}_{m}" for t in cfg.tasks if t != "corpus-mc" for m in ("acc", "acc_norm")]
     cols += [schema.dloss(p.name) for p in predictors() if p.needs_tables]
-    cols += ["dloss_measured", "energy_discarded_mean", "cal_loss", "seconds"]
+    cols += [schema.measured("dloss"), *(c for s in statistics(cfg.basis) for c in s.diagnostic_columns)]
+    cols += ["cal_loss", "seconds"]
     return cols

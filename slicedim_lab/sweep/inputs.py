@@ -17,7 +17,6 @@ from ..eval.mcq import build_corpus_mc, lm_eval_tasks, score
 from ..eval.metrics import evaluate
 from ..load.corpus import load_windows, spread
 from ..load.models import LoadedModel, load_model
-from ..predict.registry import DenseMetrics
 from .config import SweepConfig
 
 
@@ -77,9 +76,3 @@ def sliced_params(model: nn.Module, dims: list[int]) -> int:
     cfg = sliced_config(model, adapter_for(model), dims, tied, {})
     with torch.device("meta"):
         return count_params(SlicedForCausalLM(cfg))
-
-
-def dense_metrics(raw: dict, hidden: int) -> DenseMetrics:
-    """DenseMetrics from a sweep's dense.json."""
-    return DenseMetrics(ppl=raw["ppl"], acc=raw["acc"], hidden=hidden, mc_acc=raw.get("mc_acc"),
-                        cal_nll=raw.get("cal_nll"), mc_chance=raw.get("mc_chance"))

@@ -1,13 +1,21 @@
-"""One sweep runner: the dense state of a sweep folder once, then any width measured for real or predicted.
+"""One sweep runner: a sweep folder's dense state made once, then any width measured for real or predicted.
 
-`SweepRunner` is what `slicedim sweep` (`run_sweep`), `slicedim predict` (`predict_only`) and the
-notebook's live bench all use: it loads the model and the windows, computes (or reads back from the folder)
-the dense metrics and the Fisher tables, measures one kept width (`measure`: interleaved SliceGPT slicing,
-or the dense model projected on its dense bases) and predicts any width from the dense state alone
-(`predictions`: no sliced or projected model anywhere). The folder format is `sweep/folder.py`'s.
+The steps are named verbs, each a small function (SliceGPT's `rotate.py` style), and the state they make is
+explicit:
 
-Measuring one width is `point.measure_point`, run by an executor (`sweep/executors.py`: in-process or Ray);
-the driver alone turns results into rows and writes them, as points finish, in any order.
+1. `open_sweep`: `SweepConfig.check` → `shallower` (a model cut to its first layers is another model) →
+   `folder.prepare_dir` (resume, refuse or wipe) → `Executor.connect` (a cluster that cannot run a point is
+   refused before the model loads) → `inputs.load_inputs` (model and windows) → `dense_pca` (dense-basis
+   sweeps) → an `OpenSweep`: everything but predictions.
+2. `SweepRunner(sweep, widths)`: the rows already in the folder, then the dense state (`state.dense_state`:
+   dense.json and every registered statistic of the basis, answering at `widths` and the measured widths).
+3. `SweepRunner.measure` / `measure_points` / `run` measure widths (`point.measure_point`, run by an executor:
+   in-process or Ray; the driver alone turns results into rows and writes them, as points finish);
+   `predictions` predicts from the dense state alone (no sliced or projected model anywhere).
+
+`run_sweep` (`slicedim sweep`) and `predict_only` (`slicedim predict`) orchestrate these; the notebook's live
+bench is `SweepRunner.open`. Rows get their derived columns from `predict.predict_point` only
+(`with_predictions`). The folder format is `sweep/folder.py`'s.
 """
 
 from __future__ import annotations
@@ -17,11 +25,12 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -29,23 +38,19 @@ from .. import schema
 from ..core.pca import SitePCA
 from ..core.replay import dense_pcas
 from ..core.sites import model_sites
-from ..core.size import count_params
 from ..errors import UsageError
 from ..eval.uncertainty import ppl_interval
-from ..files import write_json
 from ..load.models import LoadedModel, keep_first_layers, load_model
-from ..predict import Tables, predict, predict_point, stats_by_name
-from ..predict.anchor import anchored_ppl, make_anchors
-from ..predict.fisher import FisherTables, dense_moments, fisher_tables
-from ..predict.ours import OursTables, interval, ours_tables
-from ..predict.registry import DenseMetrics, ours, predictor_names
-from ..schema import ESTIMATORS
+from ..predict import Anchoring, anchoring, predict, predict_point
+from ..predict.registry import DenseMetrics, headline, predictor_names
 from ..viz.report import write_report
+from . import point
 from .config import SweepConfig, parse_points
 from .executors import Executor, InProcess, ModelSpec, PointsFailed, error_line
-from .folder import columns, load_stats, prepare_dir, read_rows, record_run, write_rows
-from .inputs import dense_metrics, load_inputs, measure
-from .point import Measured, PointWork, measure_point
+from .folder import columns, load_stats, prepare_dir, read_dense, read_rows, record_run, write_rows
+from .inputs import Inputs, load_inputs
+from .point import Measured, PointWork
+from .state import DenseState, dense_state
 
 Log = Callable[[str], None]
 
@@ -54,72 +59,34 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 # ----------------------------------------------------------------------------- rows
 
 
-def add_predictions(row: dict, dense: DenseMetrics, tables: Tables) -> dict:
-    """(Re)compute a row's predictions, estimates and errors from its measured values, so that rows measured
-    earlier always carry the current predictors' numbers (measured columns are never touched)."""
-    dim, ppl = row["dim"], row[schema.measured("ppl")]
-    for k in [k for k in row if schema.is_derived(k)]:
-        del row[k]
-    row.update(predict_point(dense, dim, tables))
-    if row.get("cal_loss") is not None:
-        row[schema.est("calibration")] = math.exp(row["cal_loss"])
-        row[schema.est("cal_ratio")] = dense.ppl * math.exp(row["cal_loss"] - dense.cal_nll)
-    for p in predictor_names():  # some predictors answer only at some widths (semi-interleaved tables)
-        if row.get(schema.pred("ppl", p)) is not None:
-            row[schema.err(p)] = 100 * (row[schema.pred("ppl", p)] / ppl - 1)
-    for e in ESTIMATORS:
-        if row.get(schema.est(e)) is not None:
-            row[schema.est_err(e)] = 100 * (row[schema.est(e)] / ppl - 1)
-    row["dloss_measured"] = math.log(ppl / dense.ppl)
-    fisher = stats_by_name(tables)["fisher"]
-    charged = fisher.energy[:-1] if not fisher.settings.get("slice_head") else fisher.energy
-    row["energy_discarded_mean"] = 1 - charged[:, dim].mean().item()
-    return row
-
-
-def make_row(dim: int, sparsity: float, meas: dict, dense: DenseMetrics, tables: Tables,
-             params: int, cal_loss: float | None, seconds: float) -> dict:
-    """One results row: measured values, every prediction and estimate, signed % errors."""
-    row = {"dim": dim, "sparsity": sparsity, "params": params, schema.measured("ppl"): meas["ppl"],
+def measured_row(m: Measured, sparsity: float) -> dict:
+    """A finished point's measured columns (`schema` names): metrics, parameters, seconds, the interval of
+    the measured perplexity over its eval windows and the sliced calibration loss (interleaved)."""
+    meas = m.meas
+    row = {"dim": m.dim, "sparsity": sparsity, "params": m.params, schema.measured("ppl"): meas["ppl"],
            schema.measured("acc"): meas["acc"], schema.measured("mc_acc"): meas.get("mc_acc"),
-           "mc_acc_norm_measured": meas.get("mc_acc_norm"),
-           **{k: v for k, v in meas.items() if k.startswith("task_")}, "seconds": seconds}
+           schema.measured("mc_acc_norm"): meas.get("mc_acc_norm"),
+           **{k: v for k, v in meas.items() if k.startswith("task_")}, "seconds": m.seconds}
     if meas.get("window_nll"):  # the eval windows are a sample too: the measured value's own interval
         lo, hi = ppl_interval(meas["window_nll"])
         row[schema.lo("ppl", "measured")], row[schema.hi("ppl", "measured")] = lo, hi
-    if cal_loss is not None:
-        row["cal_loss"] = cal_loss
-    return add_predictions(row, dense, tables)
+    if m.cal_loss is not None:
+        row["cal_loss"] = m.cal_loss
+    return row
 
 
-def add_anchored(rows: list[dict], dense: DenseMetrics, cfg: SweepConfig, measured: dict[int, float],
-                 stats: Tables = None) -> None:
-    """Set the headline predictor's anchored prediction (`predict/anchor.py`) on every row that has its loss
-    prediction, from the perplexities `measured` at `cfg.anchor_dims`; rows at an anchor are marked. With
-    the `ours` statistics, the anchored `ours` also gets its 90% interval (`OursTables.anchored_rel_sigma`).
-    """
-    head = ours(cfg.basis)
-    name = schema.anchored(head)
-    predicted = {int(r["dim"]): r[schema.dloss(head)] for r in rows if r.get(schema.dloss(head)) is not None}
-    missing = [d for d in cfg.anchor_dims if d not in measured]
-    if missing:
-        raise UsageError(f"anchor widths {missing} were not measured")
-    anchors = make_anchors({d: measured[d] for d in cfg.anchor_dims}, predicted, dense.ppl)
-    for r in rows:
-        d = int(r["dim"])
-        r["anchor"] = d in cfg.anchor_dims
-        if d in predicted and anchors:
-            r[schema.pred("ppl", name)] = anchored_ppl(dense.ppl, predicted[d], d, anchors, dense.hidden)
-            own = stats_by_name(stats).get("ours") if head == "ours" else None
-            if own is not None:
-                dl = math.log(r[schema.pred("ppl", name)] / dense.ppl)
-                lo, hi = interval(dense.ppl, dl, own.anchored_rel_sigma(d, anchors))
-                r[schema.lo("ppl", name)], r[schema.hi("ppl", name)] = lo, hi
-            if r.get(schema.measured("ppl")) is not None:
-                r[schema.err(name)] = 100 * (r[schema.pred("ppl", name)] / r[schema.measured("ppl")] - 1)
+def with_predictions(row: dict, dense: DenseMetrics, stats: dict, anchored: Anchoring | None = None) -> dict:
+    """`row`'s measured columns with every derived column made again by `predict_point`, so rows measured
+    earlier always carry the current predictors' numbers (measured columns are never touched)."""
+    kept = {k: v for k, v in row.items() if not schema.is_derived(k)}
+    return {**kept, **predict_point(dense, int(row["dim"]), stats, measured=row, anchoring=anchored)}
 
 
 def point_line(row: dict) -> str:
@@ -130,155 +97,164 @@ def point_line(row: dict) -> str:
             f"  [{row['seconds']:.0f}s]")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+# ----------------------------------------------------------------------------- opening a sweep
+
+
+@dataclass
+class OpenSweep:
+    """A sweep opened on its folder: settings, folder (None: nothing stored), model and windows, the dense
+    bases of a dense-basis sweep, the connected executor and how its workers get the model (`spec`; None:
+    the driver's model travels by value) — everything but predictions."""
+
+    cfg: SweepConfig
+    out: Path | None
+    inp: Inputs
+    pcas: list[SitePCA] | None
+    executor: Executor
+    spec: ModelSpec | None
+    batch_size: int
+    progress: bool
+    log: Log
+
+    @property
+    def hidden(self) -> int:
+        return self.inp.model.config.hidden_size
+
+    def points(self, sparsities: list[float] | None = None, dims: list[int] | None = None) -> list[tuple]:
+        """(d', sparsity) pairs of a request, as `parse_points` reads it."""
+        return parse_points(self.hidden, sparsities, dims, self.cfg.round_interval)
+
+    def check_anchors(self) -> None:
+        bad = [d for d in self.cfg.anchor_dims if not 1 <= d < self.hidden]
+        if bad:
+            raise UsageError(f"anchor widths must lie in [1, {self.hidden - 1}], got {bad[0]}")
+
+    def with_anchors(self, points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """`points` and the anchor widths not among them (the anchors are measured like any point)."""
+        self.check_anchors()
+        return points + [(d, 1 - d / self.hidden) for d in self.cfg.anchor_dims if d not in dict(points)]
+
+
+def shallower(cfg: SweepConfig, lm: LoadedModel | None, device: str,
+              max_layers: int | None) -> tuple[SweepConfig, LoadedModel | None]:
+    """Keep only the first `max_layers` decoder layers (smoke runs). A shallower model is another model: its
+    name in the settings (and so the fingerprint) says so, and such a folder never mixes with the whole
+    model's."""
+    if max_layers is None:
+        return cfg, lm
+    lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
+    if max_layers < lm.model.config.num_hidden_layers:
+        keep_first_layers(lm.model, max_layers)
+        cfg = replace(cfg, model=f"{cfg.model}#first-{max_layers}-layers")
+    return cfg, lm
+
+
+def dense_pca(cfg: SweepConfig, inp: Inputs, progress: bool) -> list[SitePCA] | None:
+    """The dense model's per-site PCA on the calibration windows: the bases a dense-basis sweep projects on
+    (None for interleaved sweeps, whose bases every slice calibrates anew)."""
+    return dense_pcas(inp.model, inp.cal_ids, progress=progress) if cfg.basis == "dense" else None
+
+
+def open_sweep(cfg: SweepConfig, out: str | Path | None, *, lm: LoadedModel | None = None,
+               device: str = "auto", batch_size: int = 4, fresh: bool = False, progress: bool = True,
+               max_layers: int | None = None, log: Log = print,
+               executor: Executor | None = None) -> OpenSweep:
+    """Check the settings, cut the model (`max_layers`), check the folder against the settings, connect the
+    executor, load the model and the windows, and (dense basis) compute the dense PCA."""
+    cfg.check()
+    executor = executor or InProcess()
+    spec = ModelSpec.of(cfg.model, cfg.dtype, max_layers) if lm is None else None
+    cfg, lm = shallower(cfg, lm, device, max_layers)
+    out = Path(out) if out is not None else None
+    if out is not None:
+        prepare_dir(out, cfg, fresh, log=log)
+    executor.connect()
+    inp = load_inputs(cfg, lm, device)
+    return OpenSweep(cfg, out, inp, dense_pca(cfg, inp, progress), executor, spec, batch_size, progress, log)
 
 
 # ----------------------------------------------------------------------------- the runner
 
 
 class SweepRunner:
-    """A sweep (or a prediction) over one model and corpus, backed by a sweep folder `out` (None: nothing is
-    stored, for predictions without a cache).
+    """A sweep (or a prediction) over one opened sweep: its rows and its dense state (`state`: dense metrics
+    and every statistic, by name), made on construction to answer at `widths` and at every measured width.
 
-    On construction: the settings are checked against the folder (resume, refuse, or wipe with `fresh`),
-    the inputs are loaded, and the dense state — dense metrics and Fisher tables, with the semi-interleaved
-    tables at `semi_dims` — is computed or read back. `max_layers` keeps only the first decoder layers (smoke
-    runs); the model name in the settings records it, so such a folder never mixes with the whole model's.
-    `executor` measures the points (default: `InProcess`; `RayExecutor`: Ray tasks, whose workers load the
-    model by name, or get the weights of an `lm` given here through the object store)."""
+    `executor` measures the points (`InProcess`, or `RayExecutor`: Ray tasks whose workers load the model by
+    name, or get the weights of an in-memory model through the object store)."""
 
-    def __init__(self, cfg: SweepConfig, out: str | Path | None, *, lm: LoadedModel | None = None,
-                 device: str = "auto", batch_size: int = 4, fresh: bool = False, progress: bool = True,
-                 max_layers: int | None = None, semi_dims: list[int] | None = None, log: Log = print,
-                 executor: Executor | None = None):
-        cfg.check()
-        self.executor: Executor = executor or InProcess()
-        self._spec = ModelSpec.of(cfg.model, cfg.dtype, max_layers) if lm is None else None
-        self._opened = False
-        self._run = {"id": uuid.uuid4().hex[:12], "started": _now(), "measured": [], "failed": {}}
-        if max_layers is not None:  # a shallower model is another model: its name (and fingerprint) says so
-            lm = lm or load_model(cfg.model, device=device, dtype=cfg.dtype)
-            if max_layers < lm.model.config.num_hidden_layers:
-                keep_first_layers(lm.model, max_layers)
-                cfg = replace(cfg, model=f"{cfg.model}#first-{max_layers}-layers")
-        self.cfg, self.batch_size, self.progress, self.log = cfg, batch_size, progress, log
-        self.out = Path(out) if out is not None else None
-        if self.out is not None:
-            prepare_dir(self.out, cfg, fresh, log=log)
-        self.executor.connect()  # a cluster that cannot run a point is refused before anything loads
-        self.inp = load_inputs(cfg, lm, device)
-        model = self.inp.model
-        self.hidden, self.n_layers = model.config.hidden_size, model.config.num_hidden_layers
-        self.sites = model_sites(model)
+    def __init__(self, sweep: OpenSweep, widths: Sequence[int] = ()):
+        self.sweep = sweep
+        self.cfg, self.out, self.inp, self.pcas = sweep.cfg, sweep.out, sweep.inp, sweep.pcas
+        self.executor, self.batch_size, self.progress, self.log = (sweep.executor, sweep.batch_size,
+                                                                    sweep.progress, sweep.log)
+        self.hidden, self.sites = sweep.hidden, model_sites(sweep.inp.model)
         self.rows: list[dict] = read_rows(self.out) if self.out is not None else []
-        self.pcas: list[SitePCA] | None = None
-        if cfg.basis == "dense":
-            self.pcas = dense_pcas(model, self.inp.cal_ids, progress=progress)
-        self.dense_raw: dict = {}
-        self.tables: FisherTables | None = None
-        self.ours: OursTables | None = None
-        self.dense: DenseMetrics | None = None
-        if semi_dims is not None:  # otherwise the dense state is made on first use, with the widths it needs
-            self.ensure_semi(semi_dims)
+        self._opened = False
+        self._run: dict[str, Any] = {"id": uuid.uuid4().hex[:12], "started": _now(), "measured": [],
+                                     "failed": {}}
+        self.state = self._dense_state(widths)
+
+    @classmethod
+    def open(cls, cfg: SweepConfig, out: str | Path | None, *, widths: Sequence[int] = (),
+             **options: Any) -> SweepRunner:
+        """`open_sweep(cfg, out, **options)`, then the runner with its dense state at `widths` (e.g. the
+        widths a notebook will ask the semi-interleaved predictors about)."""
+        return cls(open_sweep(cfg, out, **options), widths)
 
     # -- the dense state
 
-    def _dense_state(self, semi_dims: list[int]) -> None:
-        """Dense metrics, Fisher tables and (interleaved sweeps) the `ours` tables, from the folder when
-        present (written there when there is one); cached Fisher tables that lack a requested
-        semi-interleaved width are recomputed. One dense pass over the calibration windows feeds both."""
-        cfg, inp, out, D = self.cfg, self.inp, self.out, self.hidden
-        dfile = out / "dense.json" if out else None
-        if not self.dense_raw:
-            if dfile is not None and dfile.exists():
-                self.dense_raw = json.loads(dfile.read_text())
-            else:
-                t0 = time.perf_counter()
-                self.dense_raw = measure(inp.model, inp, cfg, self.batch_size, self.progress)
-                self.dense_raw["seconds"] = time.perf_counter() - t0
-                self.dense_raw["params"] = count_params(inp.model)
-        tfile, ofile = (out / "fisher.pt", out / "ours.pt") if out else (None, None)
-        want = sorted({d for d in semi_dims if d < D})
-        tables = self.tables or (FisherTables.load(tfile) if tfile is not None and tfile.exists() else None)
-        if tables is not None and not set(want) <= set(tables.semi_dims):
-            missing = sorted(set(want) - set(tables.semi_dims))
-            self.log(f"recomputing the Fisher tables for the semi-interleaved widths {missing}")
-            want = sorted(set(want) | set(tables.semi_dims))
-            tables = None
-        ours = self.ours or (OursTables.load(ofile) if ofile is not None and ofile.exists() else None)
-        need_ours = cfg.basis == "interleaved" and ours is None
-        moments, t_moments = None, 0.0
-        if tables is None or need_ours:
-            t0 = time.perf_counter()
-            moments = dense_moments(inp.model, inp.cal_ids, 2, progress=self.progress)
-            t_moments = time.perf_counter() - t0
-        if tables is None:
-            if cfg.grad_heldout and not inp.grad_heldout:
-                self.log(f"note: the calibration split has no windows besides the {inp.cal_ids.shape[0]} of "
-                         "the PCA; Fisher gradients are taken in-sample (predictions tend to be optimistic)")
-            tables = fisher_tables(inp.model, inp.cal_ids, slice_head=cfg.slice_head, seed=cfg.seed,
-                                   batch_size=2, pcas=self.pcas, semi_dims=want, grad_ids=inp.grad_ids,
-                                   moments=moments, progress=self.progress)
-            tables.settings["grad_heldout"] = inp.grad_heldout
-            tables.settings["timing_s"]["dense_pass"] = t_moments
-            if tfile is not None:
-                tables.save(tfile)
-        if need_ours:
-            ours = ours_tables(inp.model, inp.eval_ids, moments, slice_head=cfg.slice_head,
-                               progress=self.progress)
-            ours.timing["moments"] = t_moments
-            if ofile is not None:
-                ours.save(ofile)
-        self.tables, self.ours = tables, ours
-        self.dense_raw["cal_nll"] = tables.cal_nll
-        if dfile is not None and not dfile.exists():
-            write_json(dfile, self.dense_raw)
-        self.dense = dense_metrics(self.dense_raw, D)
+    def _dense_state(self, widths: Sequence[int], held: DenseState | None = None) -> DenseState:
+        return dense_state(self.out, self.inp, self.cfg, self.pcas, [*widths, *self.measured()],
+                           batch_size=self.batch_size, progress=self.progress, log=self.log, held=held)
+
+    @property
+    def dense(self) -> DenseMetrics:
+        return self.state.metrics
 
     @property
     def stats(self) -> dict:
         """The dense statistics by the name predictors ask for (`Predictor.needs`)."""
-        return {"fisher": self.tables, "ours": self.ours}
+        return self.state.stats
 
-    def ensure_semi(self, dims: list[int]) -> None:
-        """Make the dense state if there is none yet, with the semi-interleaved predictors at `dims` and at
-        every measured width (dense-only work, done before anything sliced runs)."""
-        want = {d for d in [*dims, *self.measured()] if d < self.hidden}
-        if self.tables is None or not want <= set(self.tables.semi_dims):
-            self._dense_state(sorted(want | set(self.tables.semi_dims if self.tables is not None else [])))
+    def cover(self, dims: Sequence[int]) -> None:
+        """Make every statistic answer at `dims` (and every measured width) too; a statistic that does is
+        kept as it is (dense-only work, done before anything sliced runs)."""
+        self.state = self._dense_state(dims, held=self.state)
 
     # -- points
 
     def points(self, sparsities: list[float] | None = None, dims: list[int] | None = None) -> list[tuple]:
-        """(d', sparsity) pairs of a request, as `parse_points` reads it."""
-        return parse_points(self.hidden, sparsities, dims, self.cfg.round_interval)
+        return self.sweep.points(sparsities, dims)
 
     def measured(self) -> dict[int, dict]:
         return {int(r["dim"]): r for r in self.rows}
+
+    def measured_ppl(self) -> dict[int, float]:
+        return {d: r[schema.measured("ppl")] for d, r in self.measured().items()}
 
     def _is_dense(self, dim: int) -> bool:
         return dim == self.hidden and not self.cfg.slice_head
 
     def _executor(self) -> Executor:
-        """The executor, opened on first use with the shared state (the dense state exists by then)."""
+        """The executor, opened on first use with the shared state."""
         if not self._opened:
             ex = self.executor
             inp = replace(self.inp, model=None) if ex.remote else self.inp
             work = PointWork(self.cfg, inp, self.pcas, self.batch_size, self.progress and not ex.remote)
-            ex.open(work, self.inp.model, self._spec, self.log)
+            ex.open(work, self.inp.model, self.sweep.spec, self.log)
             self._opened = True
         return self.executor
 
     def _dense_point(self, dim: int) -> Measured:
         """The dense model's own metrics, from the dense state (no executor)."""
-        raw = self.dense_raw
-        return Measured(dim, raw, raw["params"], raw.get("cal_nll"), 0.0)
+        record = self.state.record
+        return Measured(dim, record, record["params"], record.get("cal_nll"), 0.0)
 
     def _store(self, m: Measured, sparsity: float | None = None) -> dict:
         """A finished point's row, with every prediction; results.csv/json rewritten atomically."""
         sparsity = 1 - m.dim / self.hidden if sparsity is None else sparsity
-        row = make_row(m.dim, sparsity, m.meas, self.dense, self.stats, m.params, m.cal_loss, m.seconds)
+        row = with_predictions(measured_row(m, sparsity), self.dense, self.stats)
         self.rows = [r for r in self.rows if int(r["dim"]) != m.dim] + [row]
         self._run["measured"].append(m.dim)
         self._run["failed"].pop(str(m.dim), None)
@@ -295,10 +271,10 @@ class SweepRunner:
     def measure(self, dim: int, sparsity: float | None = None) -> dict:
         """Slice (or project) to `dim` with the executor, measure, and store the row with every prediction and
         its error (an error in the point is raised here)."""
-        self.ensure_semi([dim])
+        self.cover([dim])
         if self._is_dense(dim):
             return self._store(self._dense_point(dim), sparsity)
-        with closing(self._executor().map(measure_point, [dim])) as outcomes:
+        with closing(self._executor().map(point.measure_point, [dim])) as outcomes:
             (done,) = list(outcomes)
         if done.error is not None:
             self._run["failed"][str(dim)] = error_line(done.error)
@@ -323,7 +299,7 @@ class SweepRunner:
                 self._executor()
                 self._run.update(points=remote, finished=None)
                 self._record()
-                with closing(self.executor.map(measure_point, remote)) as outcomes:
+                with closing(self.executor.map(point.measure_point, remote)) as outcomes:
                     for done in outcomes:
                         bar.update()
                         if done.error is not None:
@@ -341,12 +317,18 @@ class SweepRunner:
                 self._record()
         return failed
 
+    def _anchoring(self) -> Anchoring | None:
+        """The headline corrected by the measured anchor widths (None without anchors)."""
+        if not self.cfg.anchor_dims:
+            return None
+        return anchoring(self.dense, self.stats, headline(self.cfg.basis), self.cfg.anchor_dims,
+                         self.measured_ppl())
+
     def run(self, points: list[tuple[int, float]], report: bool = True) -> list[dict]:
         """Measure every point (and anchor width) not measured yet, resuming; refresh every row's
         predictions; render the report. Returns all rows, widest first."""
-        self.check_anchors()
-        points = points + [(d, 1 - d / self.hidden) for d in self.cfg.anchor_dims if d not in dict(points)]
-        self.ensure_semi([d for d, _ in points])
+        points = self.sweep.with_anchors(points)
+        self.cover([d for d, _ in points])
         done = set(self.measured())
         todo = [(d, s) for d, s in points if d not in done]
         if done:
@@ -354,9 +336,8 @@ class SweepRunner:
         failed = self.measure_points(todo)
         if failed:
             raise PointsFailed(failed, self.out)
-        self.rows = [add_predictions(r, self.dense, self.stats) for r in self.rows]
-        if self.cfg.anchor_dims:
-            add_anchored(self.rows, self.dense, self.cfg, self.measured_ppl(), self.stats)
+        anchored = self._anchoring()
+        self.rows = [with_predictions(r, self.dense, self.stats, anchored) for r in self.rows]
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
             if report:
@@ -365,30 +346,18 @@ class SweepRunner:
 
     def predictions(self, points: list[tuple[int, float]]) -> list[dict]:
         """Every predictor at every point, from the dense state alone (nothing sliced or projected). With
-        anchor widths in the settings, those are then measured for real and the anchored headline
+        anchor widths in the settings, those are first measured for real and the anchored headline
         prediction is added (in its own columns)."""
-        self.check_anchors()
-        self.ensure_semi([d for d, _ in points] + list(self.cfg.anchor_dims))
-        rows = predict(self.dense, [d for d, _ in points], self.stats)
+        self.sweep.check_anchors()
+        self.cover([d for d, _ in points] + list(self.cfg.anchor_dims))
+        for d in self.cfg.anchor_dims:
+            if d not in self.measured():
+                self.log(f"anchor d'={d}: measuring it for real")
+                self.measure(d)
+        rows = predict(self.dense, [d for d, _ in points], self.stats, self._anchoring())
         for r, (_, s) in zip(rows, points):
             r["sparsity"] = s
-        if self.cfg.anchor_dims:
-            unnamed = [d for d in self.cfg.anchor_dims if d not in dict(points)]
-            extra = predict(self.dense, unnamed, self.stats)
-            for d in self.cfg.anchor_dims:
-                if d not in self.measured():
-                    self.log(f"anchor d'={d}: measuring it for real")
-                    self.measure(d)
-            add_anchored(rows + extra, self.dense, self.cfg, self.measured_ppl(), self.stats)
         return rows
-
-    def measured_ppl(self) -> dict[int, float]:
-        return {d: r[schema.measured("ppl")] for d, r in self.measured().items()}
-
-    def check_anchors(self) -> None:
-        bad = [d for d in self.cfg.anchor_dims if not 1 <= d < self.hidden]
-        if bad:
-            raise UsageError(f"anchor widths must lie in [1, {self.hidden - 1}], got {bad[0]}")
 
     def close(self) -> None:
         """Release the executor (a Ray cluster the executor started is shut down)."""
@@ -402,16 +371,17 @@ def refresh_predictions(out: str | Path) -> list[dict]:
     """Recompute every row's predictions in DIR with the current predictor code; rewrite results.csv/json."""
     out = Path(out)
     rows = read_rows(out)
-    settings = json.loads((out / "settings.json").read_text())["settings"]
-    tables = load_stats(out)
-    dense = dense_metrics(json.loads((out / "dense.json").read_text()), tables["fisher"].hidden)
-    for r in rows:
+    cfg = SweepConfig(**json.loads((out / "settings.json").read_text())["settings"])
+    stats = load_stats(out)
+    dense = read_dense(out, stats)
+    for r in rows:  # rows written before the sliced calibration loss had its own column
         if r.get("cal_loss") is None and r.get(schema.est("calibration")):
             r["cal_loss"] = math.log(r[schema.est("calibration")])
-        add_predictions(r, dense, tables)
-    cfg = SweepConfig(**settings)
+    anchored = None
     if cfg.anchor_dims:
-        add_anchored(rows, dense, cfg, {int(r["dim"]): r[schema.measured("ppl")] for r in rows}, tables)
+        measured = {int(r["dim"]): r[schema.measured("ppl")] for r in rows}
+        anchored = anchoring(dense, stats, headline(cfg.basis), cfg.anchor_dims, measured)
+    rows = [with_predictions(r, dense, stats, anchored) for r in rows]
     write_rows(out, rows, columns(cfg))
     return sorted(rows, key=lambda r: -r["dim"])
 
@@ -422,26 +392,31 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
               log: Log = print, executor: Executor | None = None) -> list[dict]:
     """Run (or resume) a sweep into `out`; returns all rows (see `sweep/folder.py` for the files). Points
     that fail for good raise `PointsFailed` once the others are in."""
-    runner = SweepRunner(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh,
-                         progress=progress, log=log, executor=executor)
+    sweep = open_sweep(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh, progress=progress,
+                       log=log, executor=executor)
     try:
-        return runner.run(runner.points(sparsities, dims), report=report)
+        points = sweep.with_anchors(sweep.points(sparsities, dims))
+        return SweepRunner(sweep, [d for d, _ in points]).run(points, report=report)
     finally:
-        runner.close()
+        sweep.executor.close()
 
 
 def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dims: list[int] | None = None,
                  cache: str | Path | None = None, batch_size: int = 4, device: str = "auto",
                  lm: LoadedModel | None = None, progress: bool = True) -> dict:
     """Predictions only (no slicing, no sliced or projected model anywhere): dense metrics on the eval
-    windows and Fisher tables from the calibration windows, reused from `cache` (a sweep DIR with the same
-    settings) when present there."""
-    runner = SweepRunner(cfg, cache, lm=lm, device=device, batch_size=batch_size, progress=progress,
-                         log=_stderr)
-    t0 = time.perf_counter()
-    points = runner.points(sparsities, dims)
-    rows = runner.predictions(points)
+    windows and the dense statistics, reused from `cache` (a sweep DIR with the same settings) when present
+    there."""
+    sweep = open_sweep(cfg, cache, lm=lm, device=device, batch_size=batch_size, progress=progress,
+                       log=_stderr)
+    try:
+        t0 = time.perf_counter()
+        points = sweep.points(sparsities, dims)
+        sweep.check_anchors()
+        runner = SweepRunner(sweep, [d for d, _ in points] + list(sweep.cfg.anchor_dims))
+        rows = runner.predictions(points)
+    finally:
+        sweep.executor.close()
     return {"model": runner.cfg.model, "corpus": cfg.corpus, "hidden": runner.hidden,
-            "n_sites": len(runner.sites), "dense": runner.dense.to_dict(),
-            "settings": asdict(runner.cfg),
-            "seconds": time.perf_counter() - t0, "fisher_seconds": runner.tables.seconds, "predictions": rows}
+            "n_sites": len(runner.sites), "dense": runner.dense.to_dict(), "settings": asdict(runner.cfg),
+            "seconds": time.perf_counter() - t0, "predictions": rows}

@@ -9,8 +9,8 @@
 
 Rules, from the data and the registry only: a predictor's curve is a line where it is known at every width
 of the curve table and dashed markers where it has gaps; `shown_names()` are drawn, the rest wait in the
-legend; a log perplexity axis spans the measured points and the registry's headline predictors (`ours_for`),
-since the paper's law grows like PPL₀^(D/d') and would flatten everything else.
+legend; a log perplexity axis spans the measured points and the registry's headline predictors
+(`headline_for`), since the paper's law grows like PPL₀^(D/d') and would flatten everything else.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _values(table: pd.DataFrame | None, column: str) -> pd.Series:
 
 def _focus_range(curves: pd.DataFrame, metric: str, measured: pd.DataFrame | None) -> list[float] | None:
     """log10 y-range over the headline predictors' curves and the measured points (None: nothing to span)."""
-    heads = [p.name for p in predictors() if p.ours_for]
+    heads = [p.name for p in predictors() if p.headline_for]
     vals = [v for p in heads for v in _values(curves, schema.pred(metric, p))]
     vals += list(_values(measured, schema.measured(metric)))
     vals = [v for v in vals if v > 0]

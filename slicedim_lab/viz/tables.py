@@ -1,60 +1,37 @@
-"""Tidy tables the figures draw, built from what a sweep holds: the dense metrics, the Fisher tables and the
-measured rows. Pure data in, pandas out — no model runs here (the predictors are table lookups).
+"""Tidy tables the figures draw: rows made elsewhere, turned into pandas — nothing here predicts or
+normalises (the rows come from `predict` and the statistics themselves).
 
-- `prediction_curves`: one row per d' with every predictor's `{metric}_pred_{p}` (schema); a predictor known
-  only at some widths (e.g. the semi-interleaved Fisher kinds) has NaN elsewhere, which the figures read as
-  "draw markers at the known widths".
-- `site_table`: one row per site × d' with the Fisher increment the predictor charges there and the energy
-  the dense PCA discards.
+- `curve_table`: one row per d' of `predict.curves` (every predictor's `{metric}_pred_{p}`, schema names); a
+  predictor known only at some widths (e.g. the semi-interleaved Fisher kinds) has NaN elsewhere, which the
+  figures read as "draw markers at the known widths".
+- `site_table`: a statistic's per-site rows (`Statistic.sites`: site × d', the loss increase charged there
+  and the energy the dense PCA discards).
 - `measured_table`: the measured rows, narrowest first.
+- `error_summary`: mean and max |% error| (and interval coverage) of every predictor and estimator over the
+  measured rows — the one summary the CLI, the report and the sweep widget show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
-from ..core.sites import site_at
-from ..predict import Tables, predict, stats_by_name
-from ..predict.fisher import FisherTables
-from ..predict.registry import DenseMetrics
+from .. import schema
+from ..predict.registry import predictor_names
+
+SITE_COLUMNS = ["site", "label", "dim", "dloss", "discarded"]
 
 
-def curve_dims(hidden: int, min_dim: int, step: int = 4, extra: Iterable[int] = ()) -> list[int]:
-    """The widths a curve is drawn at: min_dim … D every `step`, D itself and `extra` (e.g. the measured
-    widths and those some predictor knows only), all within [1, D]."""
-    dims = set(range(min_dim, hidden + 1, step)) | {hidden} | {int(d) for d in extra}
-    return sorted(d for d in dims if 1 <= d <= hidden)
+def curve_table(rows: Sequence[dict]) -> pd.DataFrame:
+    """Prediction rows (`predict.curves`, `predict.predict`) as a table: one row per d', NaN where a predictor
+    has no answer."""
+    return pd.DataFrame(list(rows))
 
 
-def prediction_curves(dense: DenseMetrics, tables: Tables, dims: Sequence[int]) -> pd.DataFrame:
-    """Every registered predictor at every width of `dims` (`predict.predict`): one row per d', NaN where a
-    predictor has no answer."""
-    return pd.DataFrame(predict(dense, sorted(dims), tables))
-
-
-def default_curves(dense: DenseMetrics, tables: Tables, min_dim: int,
-                   measured: Iterable[int] = (), step: int = 4) -> pd.DataFrame:
-    """`prediction_curves` on `curve_dims`, with the measured widths and the tables' semi-interleaved widths
-    added (so partial predictors appear wherever they are known)."""
-    fisher = stats_by_name(tables).get("fisher")
-    semi = fisher.semi_dims if fisher is not None else []
-    return prediction_curves(dense, tables, curve_dims(dense.hidden, min_dim, step, [*measured, *semi]))
-
-
-def site_table(tables: FisherTables, dims: Sequence[int]) -> pd.DataFrame:
-    """One row per site × d': `site`, `label` (e.g. `L3 mlp`), `dim`, `dloss` = ½·Σ_t (g_s·δ_s)² / T (nats,
-    what the `fisher` predictor charges to the site) and `discarded` = 1 − retained dense-PCA energy."""
-    S = tables.diag.shape[0]
-    labels = tables.settings.get("site_labels") or [site_at(s).label for s in range(S)]  # older tables
-    rows = []
-    for d in dims:
-        dloss = (0.5 * tables.diag[:, d] / tables.tokens).tolist()
-        kept = tables.energy[:, d].tolist()
-        rows += [{"site": s, "label": labels[s], "dim": int(d), "dloss": dloss[s],
-                  "discarded": max(0.0, 1.0 - kept[s])} for s in range(S)]
-    return pd.DataFrame(rows, columns=["site", "label", "dim", "dloss", "discarded"])
+def site_table(rows: Sequence[dict]) -> pd.DataFrame:
+    """Per-site rows (`Statistic.sites`, e.g. `FisherTables.site_rows`) as a table."""
+    return pd.DataFrame(list(rows), columns=SITE_COLUMNS)
 
 
 def measured_table(rows: Sequence[dict]) -> pd.DataFrame:
@@ -63,3 +40,25 @@ def measured_table(rows: Sequence[dict]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame({"dim": pd.Series([], dtype=int)})
     return df.sort_values("dim").reset_index(drop=True)
+
+
+def error_summary(rows: Sequence[dict]) -> list[dict]:
+    """Mean and max |% error| of every PPL predictor/estimator over the rows with sparsity > 0 (an anchored
+    prediction over the rows that were not its anchors), and for predictors with intervals the share of
+    those rows whose measured value lies inside (`coverage`)."""
+    pts = [r for r in rows if r["sparsity"] > 1e-9] or list(rows)
+    names = [(p, schema.err(p)) for p in predictor_names()]
+    names += [(schema.anchored(p), schema.err(schema.anchored(p))) for p in predictor_names()]
+    out = []
+    for name, col in names + [(f"est:{e}", schema.est_err(e)) for e in schema.ESTIMATORS]:
+        use = [r for r in pts if not (name.endswith("_anchored") and r.get("anchor"))]
+        errs = [abs(r[col]) for r in use if r.get(col) is not None]
+        if errs:
+            s = {"name": name, "mean_abs_err": sum(errs) / len(errs), "max_abs_err": max(errs),
+                 "points": len(errs)}
+            inside = [r[schema.lo("ppl", name)] <= r[schema.measured("ppl")] <= r[schema.hi("ppl", name)]
+                      for r in use if r.get(schema.lo("ppl", name)) is not None]
+            if inside:
+                s["coverage"] = sum(inside) / len(inside)
+            out.append(s)
+    return out

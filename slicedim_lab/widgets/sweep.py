@@ -9,11 +9,11 @@ import ipywidgets as W
 import pandas as pd
 
 from .. import schema
-from ..predict import predict_point
-from ..predict.registry import ours, predictor_names
+from ..predict import curves, predict_point
+from ..predict.registry import headline, predictor_names
 from ..sweep.runner import SweepRunner
 from ..viz.figures import error_figure, prediction_figure
-from ..viz.tables import default_curves, measured_table
+from ..viz.tables import curve_table, error_summary, measured_table
 from .base import Explorer, counted, live, redraw, slider
 from .theory import prediction_html
 
@@ -23,8 +23,8 @@ def sweep_table(runner: SweepRunner) -> pd.DataFrame:
     accuracies beside the paper's and the headline predictor's."""
     cols = ["dim", "sparsity", schema.measured("ppl")]
     cols += [c for p in predictor_names() for c in (schema.pred("ppl", p), schema.err(p))]
-    cols += [schema.measured("acc")] + [schema.pred("acc", p) for p in dict.fromkeys(["paper",
-                                                                                      ours(runner.cfg.basis)])]
+    cols += [schema.measured("acc")] + [schema.pred("acc", p)
+                                        for p in dict.fromkeys(["paper", headline(runner.cfg.basis)])]
     cols += [schema.measured("mc_acc"), "seconds"]
     df = pd.DataFrame(runner.rows, columns=None if runner.rows else cols)
     df = df[[c for c in cols if c in df.columns]]
@@ -45,9 +45,7 @@ class SweepBench(SweepRunner):
 def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = None) -> Explorer:
     """Predicted vs measured perplexity and accuracy against d'. The slider moves the predictions instantly
     (table lookups); "Measure d'" measures the slider's d' for real (`SweepRunner.measure`) and adds the
-    point; the error of every predictor at the measured points is shown below."""
-    if bench.dense is None:
-        bench.ensure_semi([])
+    point; the error of every predictor at the measured points is shown below (`viz.tables.error_summary`)."""
     D = bench.hidden
     min_dim = min_dim or max(8, D // 4)
     metrics = ["ppl", "acc"] + (["mc_acc"] if bench.dense.mc_acc is not None else [])
@@ -66,17 +64,16 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
         ex = getattr(bench, "executor", None)
         return f", {ex.where()}" if ex is not None and ex.remote else ""
 
-    def curves() -> pd.DataFrame:
-        """Recomputed after a measurement: measuring a width adds it to the semi-interleaved tables."""
-        key = (id(bench.tables), id(bench.ours), tuple(sorted(bench.measured())))
+    def curve_rows() -> pd.DataFrame:
+        """Made again after a measurement: measuring a width can add it to a statistic's widths."""
+        key = (tuple(id(v) for v in bench.stats.values()), tuple(sorted(bench.measured())))
         if key not in memo:
             memo.clear()
-            memo[key] = default_curves(bench.dense, bench.stats, min_dim, measured=bench.measured())
+            memo[key] = curve_table(curves(bench.dense, bench.stats, min_dim, measured=bench.measured()))
         return memo[key]
 
-    def figures(d: int | None = None) -> dict:
-        at = None if d is None else {"dim": d, **predict_point(bench.dense, d, bench.stats)}
-        mt, cv = measured_table(bench.rows), curves()
+    def figures(at: dict | None = None) -> dict:
+        mt, cv = measured_table(bench.rows), curve_rows()
         out = {m: prediction_figure(cv, m, mt, at=at) for m in metrics}
         out["error"] = error_figure(mt)
         return out
@@ -86,17 +83,15 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
 
     def update(_: Any = None) -> None:
         d = int(dim_s.value)
-        pred = predict_point(bench.dense, d, bench.stats)
-        ex.state.update(dim=d, **pred)
-        for k, f in figures(d).items():
-            redraw(ex.figures[k], f)
         meas = bench.measured()
-        summary = ""
-        if meas:
-            errs = {p: [abs(r[schema.err(p)]) for r in meas.values() if r.get(schema.err(p)) is not None]
-                    for p in predictor_names()}
-            summary = ("<br>mean |PPL error| over the measured points: "
-                       + ", ".join(f"{p} {sum(v) / len(v):.1f}% ({len(v)})" for p, v in errs.items() if v))
+        pred = predict_point(bench.dense, d, bench.stats, measured=meas.get(d))
+        ex.state.update(dim=d, **pred)
+        for k, f in figures({"dim": d, **pred}).items():
+            redraw(ex.figures[k], f)
+        names = predictor_names()
+        errs = [e for e in error_summary(list(meas.values())) if e["name"] in names]
+        summary = "" if not errs else ("<br>mean |PPL error| over the measured points: " + ", ".join(
+            f"{e['name']} {e['mean_abs_err']:.1f}% ({e['points']})" for e in errs))
         table.value = prediction_html(d, D, pred, meas.get(d)) + summary
 
     def measure_now(_: Any = None) -> None:

@@ -11,18 +11,19 @@ import ipywidgets as W
 import pandas as pd
 
 from .. import schema
-from ..predict import predict_point
+from ..predict import curves, predict_point
 from ..predict.fisher import FisherTables
 from ..predict.registry import DenseMetrics, predictor_names
 from ..viz.figures import prediction_figure, sites_figure
 from ..viz.style import TABLE_CSS
-from ..viz.tables import default_curves, site_table
+from ..viz.tables import curve_table, site_table
 from .base import Explorer, counted, live, redraw, slider
 
 
 def prediction_html(dim: int, hidden: int, pred: Mapping[str, float], row: Mapping[str, Any] | None) -> str:
-    """HTML: each predictor's PPL (and accuracy) at d', with the signed error when d' was measured (`row`
-    holds `schema.measured("ppl")`, optionally the measured accuracy)."""
+    """HTML: each predictor's PPL (and accuracy) at d', with its signed error where `pred` holds one
+    (`predict_point(..., measured=row)`: d' was measured; `row` holds `schema.measured("ppl")`, optionally
+    the measured accuracy)."""
     head = f"<b>d' = {dim}</b> (s = {1 - dim / hidden:.3f})"
     cells = ["<tr><th>predictor</th><th>PPL</th><th>top-1 acc</th><th>PPL error</th></tr>"]
     meas = None if row is None else row[schema.measured("ppl")]
@@ -30,7 +31,7 @@ def prediction_html(dim: int, hidden: int, pred: Mapping[str, float], row: Mappi
         ppl, acc = pred.get(schema.pred("ppl", p)), pred.get(schema.pred("acc", p))
         if ppl is None:
             continue
-        err = "" if meas is None else f"{100 * (ppl / meas - 1):+.1f}%"
+        err = "" if pred.get(schema.err(p)) is None else f"{pred[schema.err(p)]:+.1f}%"
         acc_s = "" if acc is None else f"{acc:.4f}"
         cells.append(f"<tr><td>{p}</td><td>{ppl:.3f}</td><td>{acc_s}</td><td>{err}</td></tr>")
     if row is not None:
@@ -49,23 +50,23 @@ def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[in
     per site) next to the fraction of energy each site discards. Moves are table lookups, nothing else."""
     D = dense.hidden
     min_dim = min_dim or max(8, D // 4)
-    measured = dict(measured or {})
-    curves = default_curves(dense, tables, min_dim, measured=measured)
+    measured, stats = dict(measured or {}), {"fisher": tables}
+    cv = curve_table(curves(dense, stats, min_dim, measured=measured))
     mt = pd.DataFrame({"dim": list(measured), schema.measured("ppl"): list(measured.values())})
     mt = mt.sort_values("dim").reset_index(drop=True)
     dim_s = slider(dim, min_dim, D, "d'", step=8 if D >= 64 else 1, continuous=True)
-    ppl, sites = live(prediction_figure(curves, "ppl", mt)), live(sites_figure(site_table(tables, [D])))
+    ppl, sites = live(prediction_figure(cv, "ppl", mt)), live(sites_figure(site_table(tables.site_rows([D]))))
     table = W.HTML()
     ex = Explorer(box=W.VBox([dim_s, table, ppl, sites]), controls={"dim": dim_s},
                   figures={"ppl": ppl, "sites": sites}, outputs={"table": table})
 
     def update(_: Any = None) -> None:
         d = int(dim_s.value)
-        pred = predict_point(dense, d, tables)
-        ex.state.update(dim=d, **pred)
-        redraw(ppl, prediction_figure(curves, "ppl", mt, at={"dim": d, **pred}))
-        redraw(sites, sites_figure(site_table(tables, [d])))
         row = {schema.measured("ppl"): measured[d]} if d in measured else None
+        pred = predict_point(dense, d, stats, measured=row)
+        ex.state.update(dim=d, **pred)
+        redraw(ppl, prediction_figure(cv, "ppl", mt, at={"dim": d, **pred}))
+        redraw(sites, sites_figure(site_table(tables.site_rows([d]))))
         table.value = prediction_html(d, D, pred, row)
 
     dim_s.observe(counted(ex, update), names="value")

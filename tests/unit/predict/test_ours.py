@@ -11,15 +11,9 @@ import torch
 from slicedim_lab.core.replay import run_sites
 from slicedim_lab.predict import predict_point
 from slicedim_lab.predict.anchor import Anchor
-from slicedim_lab.predict.fisher import dense_moments, semi_bases
-from slicedim_lab.predict.ours import (
-    OURS_SETTINGS,
-    OursTables,
-    _increment,
-    interval,
-    linearised_logits,
-    ours_tables,
-)
+from slicedim_lab.predict.increments import increment, semi_bases
+from slicedim_lab.predict.moments import dense_moments
+from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, interval, linearised_logits, ours_tables
 from slicedim_lab.predict.registry import DenseMetrics
 from slicedim_lab.testing import tiny_model
 
@@ -39,7 +33,7 @@ def _jvp(model, bases) -> tuple[torch.Tensor, torch.Tensor]:
         p, t = fwAD.unpack_dual(x)
         if s >= charged:
             return x
-        d = _increment(p, prev.get(s - 1), bases[s], bases[s - 1] if s else None)
+        d = increment(p, prev.get(s - 1), bases[s], bases[s - 1] if s else None)
         prev[s] = p
         return fwAD.make_dual(p, d if t is None else t + d)
 

@@ -12,6 +12,7 @@ import slicedim_lab.predict.fisher as P
 from slicedim_lab.errors import UsageError
 from slicedim_lab.predict import predict, predict_point
 from slicedim_lab.predict.fisher import fisher_tables
+from slicedim_lab.predict.increments import increment, increment_dot
 from slicedim_lab.predict.paper import paper_acc, paper_ppl
 from slicedim_lab.predict.registry import DenseMetrics, coupled_acc
 from slicedim_lab.testing import tiny_model
@@ -42,7 +43,8 @@ def test_predict_rows_without_tables() -> None:
 
 
 def test_site_tables_match_explicit_projectors() -> None:
-    """g·δ_s(d) from the suffix-sum identity equals the explicit −g·(I−P_s)(x_s − (I−P_{s−1})x_{s−1})."""
+    """g·δ_s(d) from the suffix-sum identity equals g·`increment`, δ_s = −(I−P_s)(x_s − (I−P_{s−1})x_{s−1}),
+    as does `increment_dot` (the same product without forming δ_s)."""
     g = torch.Generator().manual_seed(0)
     n, D, S = 7, 12, 4
     xs = [torch.randn(n, D, generator=g, dtype=torch.float64) for _ in range(S)]
@@ -54,11 +56,9 @@ def test_site_tables_match_explicit_projectors() -> None:
     for d in range(D + 1):
         total = torch.zeros(n, dtype=torch.float64)
         for s in range(S):
-            proj = vecs[s][:, :d] @ vecs[s][:, :d].T
-            prev = torch.zeros(n, D, dtype=torch.float64) if s == 0 else xs[s - 1] - xs[s - 1] @ (
-                vecs[s - 1][:, :d] @ vecs[s - 1][:, :d].T)
-            u = xs[s] - prev
-            q = (gs[s] * -(u - u @ proj)).sum(1)
+            here, prev = vecs[s][:, :d], vecs[s - 1][:, :d] if s else None
+            q = (gs[s] * increment(xs[s], xs[s - 1] if s else None, here, prev)).sum(1)
+            torch.testing.assert_close(increment_dot(gs[s], xs[s], xs[s - 1] if s else None, here, prev), q)
             assert diag[s, d].item() == pytest.approx(q.square().sum().item(), rel=1e-9, abs=1e-12)
             total += q
         torch.testing.assert_close(Q[:, d], total)
@@ -103,7 +103,7 @@ def test_fisher_tables_on_tiny_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert t.delta_loss(d, "fisher_full") == pytest.approx(0.5 * full_total / t.tokens, rel=1e-4)
     assert t.energy.shape == (n_s, 65) and t.energy[:, -1].allclose(torch.ones(n_s, dtype=torch.float64))
     dense = DenseMetrics(ppl=50.0, acc=0.2, hidden=64)
-    row = predict_point(dense, d, t)
+    row = predict_point(dense, d, {"fisher": t})
     assert row["ppl_pred_fisher"] == pytest.approx(50.0 * math.exp(t.delta_loss(d)))
     assert row["acc_pred_fisher"] == pytest.approx(coupled_acc(0.2, 50.0, row["ppl_pred_fisher"]))
     with pytest.raises(UsageError):
@@ -124,7 +124,6 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     is the unmodified dense model, and its weights are untouched."""
     import slicedim_lab.core.replay as replay
     import slicedim_lab.core.slicing as slicing
-    import slicedim_lab.sweep.point as point
     import slicedim_lab.sweep.runner as sweep
     from slicedim_lab.core.modeling_sliced import SlicedForCausalLM
     from slicedim_lab.load.corpus import load_windows
@@ -133,8 +132,7 @@ def test_predict_never_runs_a_sliced_or_projected_model(monkeypatch: pytest.Monk
     def forbidden(*a, **k):
         raise AssertionError("a sliced or projected model was run during predict")
 
-    monkeypatch.setattr(point, "slice_model", forbidden)
-    monkeypatch.setattr(slicing, "slice_model", forbidden)
+    monkeypatch.setattr(slicing, "slice_model", forbidden)  # the one seam: the package slices only through it
     monkeypatch.setattr(SlicedForCausalLM, "forward", forbidden)
     monkeypatch.setattr(replay.ProjectedModel, "__init__", forbidden)
     monkeypatch.setattr(replay.ProjectedModel, "forward", forbidden)
@@ -186,6 +184,7 @@ def test_semi_interleaved_tables_match_explicit_chain(monkeypatch: pytest.Monkey
     assert t.delta_loss(64, "fisher_semi") == 0.0
     with pytest.raises(UsageError):
         t.delta_loss(32, "fisher_semi")
-    row = predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 40, t)
+    row = predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 40, {"fisher": t})
     assert row["ppl_pred_fisher_semi"] == pytest.approx(50.0 * math.exp(t.delta_loss(40, "fisher_semi")))
-    assert "ppl_pred_fisher_semi" not in predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 32, t)
+    assert "ppl_pred_fisher_semi" not in predict_point(DenseMetrics(ppl=50.0, acc=0.2, hidden=64), 32,
+                                                       {"fisher": t})

@@ -19,7 +19,7 @@ DENSE = R.DenseMetrics(ppl=20.0, acc=0.4, hidden=64, mc_acc=0.9, mc_chance=0.25)
 def test_registered_order_and_headline() -> None:
     names = R.predictor_names()
     assert names[0] == "paper" and {"fisher", "fisher_semi"} <= set(names)
-    assert R.ours("interleaved") == "ours" and R.ours("dense") == "fisher"
+    assert R.headline("interleaved") == "ours" and R.headline("dense") == "fisher"
     assert set(R.shown_names()) <= set(names) and "paper" in R.shown_names()
     assert R.get_predictor("paper").needs is None and not R.get_predictor("paper").needs_tables
     with pytest.raises(UsageError, match="unknown predictor"):

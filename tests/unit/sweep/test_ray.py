@@ -157,7 +157,7 @@ def test_ray_rows_equal_in_process(cluster, folder, reference, tmp_path) -> None
 def test_bench_measures_on_the_cluster(cluster, folder, reference, tmp_path, capsys) -> None:
     """The notebook's bench sends "Measure" clicks to the cluster; an in-memory model travels by value."""
     lm = load_model(str(folder), device="cpu")
-    bench = SweepBench(cfg(folder), tmp_path / "bench", lm=lm, device="cpu", progress=False,
+    bench = SweepBench.open(cfg(folder), tmp_path / "bench", lm=lm, device="cpu", progress=False,
                        log=lambda m: None, executor=RayExecutor())
     ex = sweep_explorer(bench, dim=40)
     ex.controls["measure"].click()

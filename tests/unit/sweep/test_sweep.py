@@ -11,14 +11,17 @@ import torch
 
 import slicedim_lab.sweep.point as point
 import slicedim_lab.sweep.runner as sweep
+import slicedim_lab.sweep.state as state
 from slicedim_lab import schema
 from slicedim_lab.cli import main
 from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
 from slicedim_lab.core.sites import model_sites
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import LoadedModel
-from slicedim_lab.predict.registry import ours
+from slicedim_lab.predict.fisher import FisherTables
+from slicedim_lab.predict.registry import headline
 from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.folder import dense_metrics
 from slicedim_lab.sweep.runner import run_sweep
 from slicedim_lab.testing import tiny_model
 
@@ -30,8 +33,9 @@ def lm(smol_tok) -> LoadedModel:
 
 
 def patch_measure(monkeypatch, fn) -> None:
-    """Replace `inputs.measure` where the runner (dense point) and `point.measure_point` (widths) call it."""
-    for module in (sweep, point):
+    """Replace `inputs.measure` where the dense state (the dense point) and `point.measure_point` (widths)
+    call it."""
+    for module in (state, point):
         monkeypatch.setattr(module, "measure", fn)
 
 
@@ -49,7 +53,7 @@ def csv_dims(path) -> list[int]:
 def test_resume_after_kill(tmp_path, lm, monkeypatch) -> None:
     out = tmp_path / "sw"
     calls: list[int] = []
-    orig = sweep.measure
+    orig = state.measure
 
     def killed_on_third(*a, **k):
         calls.append(1)
@@ -91,16 +95,16 @@ def test_changed_settings_are_not_reused(tmp_path, lm, monkeypatch) -> None:
         run_sweep(cfg(cal_samples=3), out, dims=[64, 48], lm=lm, progress=False, report=False)
     assert csv_dims(out) == [64, 48]
     calls: list[int] = []
-    orig = sweep.measure
+    orig = state.measure
     patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
     # more points with the same settings: only the new one is measured
     run_sweep(cfg(), out, dims=[64, 48, 40], lm=lm, progress=False, report=False, log=lambda m: None)
     assert len(calls) == 1 and csv_dims(out) == [64, 48, 40]
     # a width the tables were not built for (e.g. a slider position): the semi-interleaved predictors are
     # left out, the others are there with their errors
-    tables = sweep.FisherTables.load(out / "fisher.pt")
-    dense = sweep.dense_metrics(json.loads((out / "dense.json").read_text()), 64)
-    row = sweep.add_predictions({"dim": 44, "ppl_measured": 2.0 * dense.ppl}, dense, tables)
+    tables = FisherTables.load(out / "fisher.pt")
+    dense = dense_metrics(json.loads((out / "dense.json").read_text()), 64)
+    row = sweep.with_predictions({"dim": 44, "ppl_measured": 2.0 * dense.ppl}, dense, {"fisher": tables})
     assert 44 not in tables.semi_dims
     assert "ppl_pred_fisher_semi" not in row and "ppl_err_fisher_semi" not in row
     assert row["ppl_err_fisher"] == pytest.approx(100 * (row["ppl_pred_fisher"] / row["ppl_measured"] - 1))
@@ -196,7 +200,7 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     out = tmp_path / "sw"
     first = run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
     calls: list[int] = []
-    orig = sweep.measure
+    orig = state.measure
     patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
     logs: list[str] = []
     again = run_sweep(cfg(grad_heldout=False), out, dims=[64, 48], lm=lm, progress=False, report=False,
@@ -204,7 +208,7 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     assert calls == [] and any("predictions recomputed" in m for m in logs)
     assert [r["ppl_measured"] for r in again] == [r["ppl_measured"] for r in first]
     assert again[1]["ppl_pred_fisher"] != first[1]["ppl_pred_fisher"]  # other gradient windows
-    assert sweep.FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
+    assert FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
 
 
 def test_older_format_is_not_reused(tmp_path, lm) -> None:
@@ -218,7 +222,7 @@ def test_older_format_is_not_reused(tmp_path, lm) -> None:
 
 
 def test_error_summary_counts_every_sliced_point() -> None:
-    from slicedim_lab.viz.report import error_summary
+    from slicedim_lab.viz.tables import error_summary
 
     rows = [{"dim": 512, "sparsity": 0.1, "ppl_err_paper": 10.0},
             {"dim": 288, "sparsity": 0.5, "ppl_err_paper": -30.0}]
@@ -237,7 +241,7 @@ def test_anchored_headline_and_measured_intervals(tmp_path, lm) -> None:
                      log=lambda m: None)
     by = {r["dim"]: r for r in rows}
     assert sorted(by) == [40, 48, 56, 64]
-    head = schema.anchored(ours("interleaved"))
+    head = schema.anchored(headline("interleaved"))
     assert by[48]["anchor"] and not by[40]["anchor"]
     assert by[48][schema.pred("ppl", head)] == pytest.approx(by[48]["ppl_measured"], rel=1e-9)
     assert by[40][schema.pred("ppl", head)] > 0 and schema.err(head) in by[56]
@@ -258,7 +262,7 @@ def test_anchored_headline_and_measured_intervals(tmp_path, lm) -> None:
 
 def test_predict_with_anchor_measures_it(lm) -> None:
     res = sweep.predict_only(cfg(anchor_dims=[48]), dims=[56, 40], lm=lm, progress=False)
-    head = schema.anchored(ours("interleaved"))
+    head = schema.anchored(headline("interleaved"))
     assert [r["dim"] for r in res["predictions"]] == [56, 40]
     assert all(r[schema.pred("ppl", head)] > 0 for r in res["predictions"])
     with pytest.raises(UsageError, match="anchor widths must lie"):

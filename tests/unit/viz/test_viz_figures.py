@@ -9,10 +9,15 @@ import pandas as pd
 import pytest
 
 from slicedim_lab import schema
-from slicedim_lab.predict import registry
+from slicedim_lab.predict import curve_dims, curves, registry
 from slicedim_lab.predict.registry import predictor_names, shown_names
 from slicedim_lab.viz import figures, report, style
-from slicedim_lab.viz.tables import curve_dims, default_curves, measured_table, site_table
+from slicedim_lab.viz.tables import curve_table, measured_table, site_table
+
+
+def default_curves(dense, tables, min_dim: int, measured=()) -> pd.DataFrame:
+    """The curve table the report and the widgets draw (`predict.curves` over the Fisher tables)."""
+    return curve_table(curves(dense, {"fisher": tables}, min_dim, measured=measured))
 
 
 def by_name(fig) -> dict:
@@ -100,7 +105,7 @@ def test_clip() -> None:
 
 
 def test_sites_figure_charges_the_fisher_increment(tables) -> None:
-    st = site_table(tables, [32])
+    st = site_table(tables.site_rows([32]))
     fig = figures.sites_figure(st)
     bars, energy = fig.data
     expected = (0.5 * tables.diag[:, 32] / tables.tokens).tolist()
@@ -112,7 +117,7 @@ def test_sites_figure_charges_the_fisher_increment(tables) -> None:
 
 
 def test_sites_figure_with_several_widths_names_each(tables) -> None:
-    fig = figures.sites_figure(site_table(tables, [32, 48]))
+    fig = figures.sites_figure(site_table(tables.site_rows([32, 48])))
     assert [t.name.rsplit("=", 1)[-1] for t in fig.data] == ["32", "32", "48", "48"]
 
 

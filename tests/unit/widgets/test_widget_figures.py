@@ -47,9 +47,6 @@ class StandInRunner:
     def stats(self) -> dict:
         return {"fisher": self.tables, "ours": self.ours}
 
-    def ensure_semi(self, dims: list[int]) -> None:
-        del dims
-
     def measure(self, dim: int) -> dict:
         row = {**self.make_row(self.dense, self.tables, dim, 12.0 * 64 / dim, 0.4 * dim / 64), "seconds": 1.0}
         self.rows = [r for r in self.rows if r["dim"] != dim] + [row]
@@ -57,7 +54,7 @@ class StandInRunner:
 
 
 def test_report_and_sweep_explorer_draw_the_same_predictor_traces(dense, tables, rows, make_row) -> None:
-    figs = report._figures(rows, {"ppl": dense.ppl, "acc": dense.acc, "mc_acc": None}, tables)
+    figs = report._figures(rows, dense, {"fisher": tables})
     runner = StandInRunner(dense, tables, make_row, rows=list(rows))
     ex = sw.sweep_explorer(runner, dim=40)
     for k, metric in enumerate(("ppl", "acc")):
