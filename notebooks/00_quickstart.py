@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,11 +21,10 @@
 # residual site keeps d' PCA directions; the LM head keeps full width), measure again, look at the
 # eigen-spectra the slicer cut, and let the dense and the sliced model answer the same prompt.
 #
-# **How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): the whole notebook runs in
-# 32 s on an idle 2-core CPU (7.4 minutes when the CPU was shared with other jobs), most of it evaluation and
-# calibration + slicing.
-# On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect well under a minute.
-# The CI run (2 × 64 tokens) takes about a minute.
+# **How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): 32 s for the whole notebook,
+# measured once on an idle 2-core CPU with no GPU and the default model already in its cache (other jobs on
+# the same cores slow it several-fold), most of it evaluation and calibration + slicing. Not measured on a
+# GPU. The CI run (2 × 64 tokens) takes about a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
@@ -47,9 +46,9 @@ MAX_NEW_TOKENS = 24
 from slicedim_lab import widgets as sw
 from slicedim_lab.core.sites import model_layer_sites
 from slicedim_lab.core.size import count_params
-from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import model_site_dims
 from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.sweep.point import slice_and_measure
 from slicedim_lab.widgets.setup import notebook_setup
 
 setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
@@ -67,15 +66,16 @@ print(f"dense: perplexity {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f} (
 # %% [markdown]
 # ## Slice to d'
 #
-# `slice_model` folds the RMSNorm scales into the linear maps, computes each residual site's PCA on the
-# calibration windows (interleaved: each layer's bases come from activations that already went through the
-# sliced earlier layers), rotates every site into its eigenbasis and keeps the first d' directions. The result
-# is an ordinary, smaller `transformers` model.
+# `slice_and_measure` slices (SliceGPT's `slice_model`: it folds the RMSNorm scales into the linear maps,
+# computes each residual site's PCA on the calibration windows — interleaved: each layer's bases come from
+# activations that already went through the sliced earlier layers —, rotates every site into its eigenbasis
+# and keeps the first d' directions), then measures the result, an ordinary, smaller `transformers` model:
+# the same slice-then-measure as `slicedim slice` and every sweep point.
 
 # %%
 dims = model_site_dims(lm.model, dim=DIM)
-sliced = slice_model(lm.model, cal, dims, batch_size=BATCH_SIZE)
-small = evaluate(sliced.model, evw, BATCH_SIZE)
+done = slice_and_measure(lm.model, cal, dims, lambda m: evaluate(m, evw, BATCH_SIZE), batch_size=BATCH_SIZE)
+sliced, small = done.result, done.measured
 results = {"dense": dense, f"sliced d'={DIM}": small}
 params_count = {"dense": count_params(lm.model), f"sliced d'={DIM}": count_params(sliced.model)}
 sw.compare_table(results, params_count)

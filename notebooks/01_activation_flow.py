@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,11 +32,10 @@
 # (plus the gradient passes of the decomposition); `interleaved` runs SliceGPT's calibration per d'.
 #
 # **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): the headless run — setup plus the
-# d' and layer moves of its last cells — takes 81 s on an idle 2-core CPU. When the CPU was shared with other
-# jobs: 1.5 minutes to set up, then about 1.5 minutes per d' move (about 3 with the prediction decomposition
-# ticked); layer moves are instant.
-# On a GPU: not measured (the embedded model cannot travel to our GPU machine); expect seconds per move.
-# The CI run (2 layers, 2 × 64 tokens) takes about a minute.
+# d' and layer moves of its last cells — took 81 s, measured once on an idle 2-core CPU with no GPU and the
+# default model already in its cache (other jobs on the same cores slow it several-fold). A d' move is one
+# emulated forward (about twice that with the prediction decomposition ticked); layer moves are instant.
+# Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes about a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,11 +25,10 @@
 # - the singular values of one map, full against sliced (the sliced map has rank ≤ d');
 # - the eigen-spectra of the residual sites those maps read and write.
 #
-# **How long.** The headless run (setup plus its scripted moves) takes 47 s on an idle 2-core CPU. When the
-# CPU was shared with other jobs: about 1.5 minutes to set up and 1.5 minutes per d' move (one emulated
-# forward pass and the map statistics); a layer or map move takes a second or two (singular values of that
-# layer's maps). On a GPU: not measured (the
-# embedded model cannot travel to our GPU machine); expect seconds. The CI run (2 layers, 2 × 64 tokens)
+# **How long.** The headless run (setup plus its scripted moves) took 47 s, measured once on an idle 2-core
+# CPU with no GPU and the default model already in its cache (other jobs on the same cores slow it
+# several-fold). A d' move is one emulated forward pass and the map statistics; a layer or map move computes
+# the singular values of that layer's maps. Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens)
 # takes under a minute.
 
 # %% tags=["parameters"]

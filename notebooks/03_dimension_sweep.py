@@ -33,20 +33,20 @@
 # | `fisher_full` | ½·(1/T)·Σ_windows (Σ_{s,t} g·δ)²: keeps all cross terms | same | same |
 # | `fisher_semi` | as `fisher`, in semi-interleaved bases (the PCA of the stream after the upstream cuts, from dense moments) | + cross moments of neighbouring sites | per width named in advance (`SEMI_DIMS`) |
 # | `fisher_semi_cross`, `fisher_semi_geo` | cross-site sum; geometric mean of the two | same | same |
+# | `ours` (interleaved bases only) | PPL₀·exp(ΔL_J·(s/s_J)^β): a first-order anchor at s_J = 1/9 from the dense model's linearisation, grown by a power law in s (β fitted on python-docs), with a 90 % interval | dense moments + the eval windows | one linearisation pass, then a closed form per d' |
 #
-# **Ours** (the headline beside `paper`): `fisher` for `dense` bases, `fisher_semi` for `interleaved` (each
-# is the Fisher sum in the bases that sweep slices with). Gradients are taken on calibration windows the PCA
-# did not see.
+# **The headline** (beside `paper` in every table, `predict.registry.headline(basis)`): `ours` for
+# `interleaved` bases, `fisher` (the Fisher sum in the dense bases it projects on) for `dense` bases. The
+# Fisher gradients are taken on calibration windows the PCA did not see.
 #
-# Accuracies of the Fisher predictors use the paper's coupling acc₀^(ln PPL / ln PPL₀).
+# Accuracies of the Fisher predictors and `ours` use the paper's coupling acc₀^(ln PPL / ln PPL₀).
 #
 # **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items): the
-# headless run — setup (cached in `SWEEP_DIR`: a rerun skips the dense evaluation and the Fisher tables) and
-# one measured point with `dense` bases — takes 54 s on an idle 2-core CPU (6.5 minutes of setup and 2 per
-# point when the CPU was shared with other jobs). A slider move is instant; `interleaved` measurements take
-# longer (a SliceGPT calibration per point). On a GPU: not measured
-# (the embedded model cannot travel to our GPU machine); expect seconds per measurement. The CI run
-# (2 layers, 2 × 64 tokens) takes under a minute.
+# headless run — setup (cached in `SWEEP_DIR`: a rerun skips the dense evaluation and the dense statistics)
+# and one measured point with `dense` bases — took 54 s, measured once on an idle 2-core CPU with no GPU and
+# the default model already in its cache (other jobs on the same cores slow it several-fold). A slider move
+# is instant; `interleaved` measurements take longer (a SliceGPT calibration per point). Not measured on a
+# GPU. The CI run (2 layers, 2 × 64 tokens) takes under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

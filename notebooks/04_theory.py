@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,11 +26,10 @@
 # 6. our Fisher-increment estimate from a second-order expansion of the loss, and where along depth it
 #    charges the loss — with a d' slider.
 #
-# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): the whole notebook runs
-# in 50 s on an idle 2-core CPU (16 minutes when the CPU was shared with other jobs; two SliceGPT calibrations
-# dominate). On a GPU: not
-# measured (the embedded model cannot travel to our GPU machine); expect a minute or two. The CI run
-# (2 layers, 2 × 64 tokens) takes under a minute.
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): 50 s for the whole
+# notebook, measured once on an idle 2-core CPU with no GPU and the default model already in its cache (other
+# jobs on the same cores slow it several-fold; two SliceGPT calibrations dominate). Not measured on a GPU.
+# The CI run (2 layers, 2 × 64 tokens) takes under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

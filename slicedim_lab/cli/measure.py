@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
+import torch
+
 from ..core.export import save_sliced
-from ..core.memory import alias_copy, device_peak_bytes, peak_rss_bytes, reset_device_peak
+from ..core.memory import alias_copy, peak_rss_bytes
 from ..core.sites import is_parallel, model_sites
 from ..core.size import macs_per_token, param_breakdown
-from ..core.slicing import slice_model
 from ..core.widths import dim_for_sparsity, load_schedule, site_dims
 from ..errors import UsageError
-from ..eval.metrics import evaluate
+from ..eval.metrics import EvalResult, evaluate
 from ..load import models
 from ..load.corpus import load_text, windows
+from ..sweep.point import Sliced, slice_and_measure
 from .common import add_common_options, add_corpus_options, check_positive, print_table, write_json
 
 
@@ -89,10 +90,8 @@ def add_slice_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_slice)
 
 
-def cmd_slice(args: argparse.Namespace) -> int:
-    """Calibrate on the first --cal-samples windows, slice, evaluate on the eval split, report (and save)."""
-
-
+def _check_slice_args(args: argparse.Namespace) -> list[int] | None:
+    """Every bad option fails here, before anything is read; returns the per-site schedule, if given."""
     counts = ("cal_samples", "cal_seqlen", "eval_seqlen", "max_eval_windows", "batch_size", "round_interval")
     for name in counts:
         check_positive(name.replace("_", "-"), getattr(args, name))
@@ -102,11 +101,16 @@ def cmd_slice(args: argparse.Namespace) -> int:
         dim_for_sparsity(args.sparsity, 10**6, 1)  # range check before anything is loaded
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise UsageError(f"output folder {args.out} exists (use --overwrite)")
-    schedule = load_schedule(args.schedule) if args.schedule else None
+    return load_schedule(args.schedule) if args.schedule else None
+
+
+def _slice_inputs(args: argparse.Namespace, schedule: list[int] | None):
+    """The texts (read first: a bad corpus fails before the model loads), the device, the model kept on the
+    host (memory-mapped from its checkpoint; layers visit the device one at a time), the per-site widths and
+    the calibration and eval windows."""
     cal_text, eval_text = load_text(args.corpus, "calibration"), load_text(args.corpus, "eval")
     dev = models.resolve_device(args.device)
     models.resolve_dtype(args.dtype, dev)  # a bad pair fails before anything is read
-    # the dense model stays on the host (memory-mapped from its checkpoint); layers visit `dev` one at a time
     lm = models.load_model(args.model, device=str(dev), dtype=args.dtype, keep_on_host=True)
     cfg = lm.model.config
     dims = site_dims(cfg.num_hidden_layers, cfg.hidden_size, sparsity=args.sparsity, dim=args.dim,
@@ -116,33 +120,30 @@ def cmd_slice(args: argparse.Namespace) -> int:
     if cal.shape[0] < args.cal_samples:
         raise UsageError(f"the calibration split has {cal.shape[0]} windows of {args.cal_seqlen} tokens, "
                          f"fewer than --cal-samples {args.cal_samples}")
-    ev = windows(lm.tokenizer, eval_text, args.eval_seqlen, args.max_eval_windows)
-    progress = not args.no_progress
-    dense = None
-    if args.eval_dense:  # on the device through an alias copy: the host model stays as it is
-        on_dev = lm.model if dev.type == "cpu" else alias_copy(lm.model).to(dev)
-        dense = evaluate(on_dev, ev, args.batch_size, device=dev, progress=progress)
-        del on_dev
-    params_dense, macs_dense = param_breakdown(lm.model), macs_per_token(lm.model, args.eval_seqlen)
-    dtype = next(lm.model.parameters()).dtype
-    reset_device_peak(dev)
-    t0 = time.perf_counter()
-    res = slice_model(
-        lm.model, cal, dims, untie_head=args.untie_head, final_orientation=args.final_orientation,
-        seed=args.seed, batch_size=args.batch_size, device=dev, inplace=not args.eval_dense,
-        progress=progress,
-    )
-    seconds_slice = time.perf_counter() - t0
-    peak_device_slice = device_peak_bytes(dev)
-    res.model.config.slicing["corpus"] = args.corpus
-    res.model.to(dev)
-    ev_res = evaluate(res.model, ev, args.batch_size, device=dev, progress=progress)
-    uniform = len(set(dims[:-1])) == 1
-    params_sliced, macs_sliced = param_breakdown(res.model), macs_per_token(res.model, args.eval_seqlen)
-    payload = {
-        **({"dim": dims[0]} if uniform and not schedule else {"dims": dims}),
-        "sparsity": 1 - sum(dims) / len(dims) / cfg.hidden_size if args.sparsity is None else args.sparsity,
-        "hidden_size": cfg.hidden_size,
+    return lm, dev, dims, cal, windows(lm.tokenizer, eval_text, args.eval_seqlen, args.max_eval_windows)
+
+
+def _dense_eval(lm: models.LoadedModel, ev: torch.Tensor, dev: torch.device,
+                args: argparse.Namespace) -> EvalResult | None:
+    """The dense model measured (`--eval-dense`) on the device through an alias copy: the host model stays
+    as it is."""
+    if not args.eval_dense:
+        return None
+    on_dev = lm.model if dev.type == "cpu" else alias_copy(lm.model).to(dev)
+    return evaluate(on_dev, ev, args.batch_size, device=dev, progress=not args.no_progress)
+
+
+def _slice_payload(args: argparse.Namespace, dims: list[int], dense: EvalResult | None, done: Sliced,
+                   before: dict) -> dict:
+    """The JSON of `slicedim slice`: widths, sizes and MACs before and after, metrics, costs, settings
+    (`before`: the dense model's width, parameters, MACs, dtype and the device, taken before slicing)."""
+    hidden, sliced, ev = before["hidden"], done.result.model, done.measured
+    params_dense, macs_dense, uniform = before["params"], before["macs"], len(set(dims[:-1])) == 1
+    params_sliced, macs_sliced = param_breakdown(sliced), macs_per_token(sliced, args.eval_seqlen)
+    return {
+        **({"dim": dims[0]} if uniform and not args.schedule else {"dims": dims}),
+        "sparsity": 1 - sum(dims) / len(dims) / hidden if args.sparsity is None else args.sparsity,
+        "hidden_size": hidden,
         "params_dense": params_dense["total"],
         "params_sliced": params_sliced["total"],
         "params_ratio": params_sliced["total"] / params_dense["total"],
@@ -150,18 +151,18 @@ def cmd_slice(args: argparse.Namespace) -> int:
         "params_breakdown_sliced": params_sliced,
         "macs_per_token_dense": macs_dense["total"],
         "macs_per_token_sliced": macs_sliced["total"],
-        "ppl": ev_res.ppl,
-        "accuracy": ev_res.accuracy,
+        "ppl": ev.ppl,
+        "accuracy": ev.accuracy,
         "ppl_dense": dense.ppl if dense else None,
         "accuracy_dense": dense.accuracy if dense else None,
-        "cal_loss": res.cal_loss,
-        "eval_tokens": ev_res.tokens,
-        "seconds_calibrate_slice": seconds_slice,
-        "seconds_eval": ev_res.seconds,
+        "cal_loss": done.result.cal_loss,
+        "eval_tokens": ev.tokens,
+        "seconds_calibrate_slice": done.seconds_slice,
+        "seconds_eval": ev.seconds,
         "peak_rss_mb": peak_rss_bytes() / 2**20,  # host, the whole run (weights memory-mapped count as read)
-        "peak_device_mb": None if peak_device_slice is None else peak_device_slice / 2**20,  # calibrate+slice
-        "device": str(dev),
-        "dtype": str(dtype).removeprefix("torch."),  # every weight; PCA and the transforms run in float64
+        "peak_device_mb": None if done.peak_device is None else done.peak_device / 2**20,  # calibrate+slice
+        "device": str(before["device"]),
+        "dtype": str(before["dtype"]).removeprefix("torch."),  # every weight; PCA and transforms in float64
         "model": args.model,
         "corpus": args.corpus,
         "cal_samples": args.cal_samples,
@@ -169,20 +170,43 @@ def cmd_slice(args: argparse.Namespace) -> int:
         "eval_seqlen": args.eval_seqlen,
         "round_interval": args.round_interval,
         "slice_head": args.slice_head,
-        "tied_head": res.model.config.tie_word_embeddings,
+        "tied_head": sliced.config.tie_word_embeddings,
         "final_orientation": args.final_orientation,
         "seed": args.seed,
         "out": args.out,
     }
-    if args.out:
-        save_sliced(res.model, args.out, tokenizer=lm.tokenizer, overwrite=args.overwrite)
+
+
+def _slice_table(args: argparse.Namespace, payload: dict) -> list[tuple[str, object]]:
+    """The short table `slicedim slice` prints."""
     shown = [("model", args.model), ("kept width", payload.get("dim", "schedule")),
-             ("hidden size", cfg.hidden_size), ("params dense", params_dense["total"]),
-             ("params sliced", params_sliced["total"]),
-             ("params ratio", payload["params_ratio"]), ("ppl", ev_res.ppl), ("accuracy", ev_res.accuracy)]
-    if dense:
-        shown += [("ppl dense", dense.ppl), ("accuracy dense", dense.accuracy)]
-    shown += [("calibrate+slice s", seconds_slice), ("eval s", ev_res.seconds)]
-    print_table(shown, stream=sys.stderr if args.json == "-" else sys.stdout)
+             ("hidden size", payload["hidden_size"]), ("params dense", payload["params_dense"]),
+             ("params sliced", payload["params_sliced"]), ("params ratio", payload["params_ratio"]),
+             ("ppl", payload["ppl"]), ("accuracy", payload["accuracy"])]
+    if payload["ppl_dense"] is not None:
+        shown += [("ppl dense", payload["ppl_dense"]), ("accuracy dense", payload["accuracy_dense"])]
+    return shown + [("calibrate+slice s", payload["seconds_calibrate_slice"]),
+                    ("eval s", payload["seconds_eval"])]
+
+
+def cmd_slice(args: argparse.Namespace) -> int:
+    """Calibrate on --cal-samples windows, slice, evaluate on the eval split, report (and save): the steps
+    above around `sweep.point.slice_and_measure`, the one slice-then-measure of the package."""
+    schedule = _check_slice_args(args)
+    lm, dev, dims, cal, ev = _slice_inputs(args, schedule)
+    dense = _dense_eval(lm, ev, dev, args)
+    before = {"hidden": lm.model.config.hidden_size, "params": param_breakdown(lm.model),
+              "macs": macs_per_token(lm.model, args.eval_seqlen), "dtype": next(lm.model.parameters()).dtype,
+              "device": dev}
+    progress = not args.no_progress
+    done = slice_and_measure(
+        lm.model, cal, dims, lambda m: evaluate(m, ev, args.batch_size, device=dev, progress=progress),
+        batch_size=args.batch_size, device=dev, progress=progress, untie_head=args.untie_head,
+        final_orientation=args.final_orientation, seed=args.seed, inplace=not args.eval_dense)
+    done.result.model.config.slicing["corpus"] = args.corpus
+    payload = _slice_payload(args, dims, dense, done, before)
+    if args.out:
+        save_sliced(done.result.model, args.out, tokenizer=lm.tokenizer, overwrite=args.overwrite)
+    print_table(_slice_table(args, payload), stream=sys.stderr if args.json == "-" else sys.stdout)
     write_json(args.json, payload)
     return 0
