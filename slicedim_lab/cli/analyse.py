@@ -12,7 +12,7 @@ from ..core.sites import lens_sites
 from ..errors import UsageError
 from ..flow.session import FlowSession, format_layers
 from ..load import models
-from ..load.corpus import load_text, windows
+from ..load.corpus import CORPUS_HELP, load_text, windows
 from .common import add_common_options, check_positive, print_table, write_json
 
 
@@ -22,7 +22,7 @@ def add_flow_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=int, required=True, help="kept width d' (the head's input stays full)")
     p.add_argument("--basis", default="interleaved", choices=("interleaved", "dense"),
                    help="interleaved: SliceGPT's calibration (default); dense: the dense model's PCA")
-    p.add_argument("--corpus", default="python-docs", help="python-docs | wikitext2 | path to a UTF-8 file")
+    p.add_argument("--corpus", default="python-docs", help=CORPUS_HELP)
     p.add_argument("--cal-samples", type=int, default=32, help="calibration windows (default 32)")
     p.add_argument("--cal-seqlen", type=int, default=512, help="calibration window length (default 512)")
     p.add_argument("--eval-windows", type=int, default=4, help="eval windows measured on (default 4)")
@@ -104,7 +104,7 @@ def add_verify_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="check full-width slicing invariance and the hook emulation on a model")
     add_common_options(p)
     p.add_argument("--dim", type=int, default=None, help="kept width to emulate (default: s = 0.25)")
-    p.add_argument("--corpus", default="python-docs", help="python-docs | wikitext2 | path to a UTF-8 file")
+    p.add_argument("--corpus", default="python-docs", help=CORPUS_HELP)
     p.add_argument("--cal-samples", type=int, default=4, help="calibration windows (default 4)")
     p.add_argument("--cal-seqlen", type=int, default=128, help="calibration window length (default 128)")
     p.add_argument("--windows", type=int, default=2, help="eval windows compared (default 2)")

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from .. import files
 from ..errors import UsageError
 from ..load import models
-from ..load.corpus import CORPORA
+from ..load.corpus import CORPUS_HELP
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,14 +27,14 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=models.DEFAULT_MODEL,
                    help=f"alias ({aliases}), local HF folder or hub id (default: {models.DEFAULT_MODEL})")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto = cuda when available)")
-    p.add_argument("--dtype", default=None, help=f"{dtypes} (default float32; half needs CUDA)")
+    p.add_argument("--dtype", default=None, help=f"{dtypes} (default float32; float16 needs CUDA)")
     p.add_argument("--json", default=None, metavar="PATH|-", help="write JSON to PATH (- = stdout)")
 
 
 def add_corpus_options(p: argparse.ArgumentParser, split: str = "eval") -> None:
     """--corpus, --split, --seqlen, --max-windows, --batch-size: which windows to run and how many at once."""
 
-    p.add_argument("--corpus", default="python-docs", help=f"{' | '.join(CORPORA)} | path to a UTF-8 file")
+    p.add_argument("--corpus", default="python-docs", help=CORPUS_HELP)
     p.add_argument("--split", default=split, help=f"calibration | eval (default: {split})")
     p.add_argument("--seqlen", type=int, default=512, help="tokens per window (default: 512)")
     p.add_argument("--max-windows", type=int, default=None, help="use at most N windows (default: all)")

@@ -16,7 +16,7 @@ from ..core.widths import dim_for_sparsity, load_schedule, site_dims
 from ..errors import UsageError
 from ..eval.metrics import EvalResult, evaluate
 from ..load import models
-from ..load.corpus import load_text, windows
+from ..load.corpus import CORPUS_HELP, load_text, windows
 from ..sweep.point import Sliced, slice_and_measure
 from .common import add_common_options, add_corpus_options, check_positive, print_table, write_json
 
@@ -67,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_slice_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("slice", help="calibrate, slice to a kept width, evaluate, optionally save")
     add_common_options(p)
-    p.add_argument("--corpus", default="python-docs", help="python-docs | wikitext2 | path to a UTF-8 file")
+    p.add_argument("--corpus", default="python-docs", help=CORPUS_HELP)
     width = p.add_mutually_exclusive_group(required=True)
     width.add_argument("--sparsity", type=float, help="s in [0, 1): d' = int((1-s) D) rounded down")
     width.add_argument("--dim", type=int, help="kept width d' at every site")

@@ -11,6 +11,8 @@ Every corpus has two disjoint splits: "calibration" (for PCA / fitting) and "eva
 - a path to a UTF-8 text file: split into paragraphs at blank lines (whitespace-only lines count as
   blank), paragraphs stripped, empty ones dropped; even paragraphs (0, 2, …) → calibration, odd → eval,
   each split joined with "\\n\\n".
+- the named validation corpora of `sources.py` (stdlib-moddocs, stdlib-funcdocs, perldiag, git-relnotes,
+  licenses, cmake-help, vim-help, coreutils-info): their text, split exactly like a text file's.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from transformers import PreTrainedTokenizerBase
 
 from ..errors import UsageError
 from .models import hub_reachable
+from .sources import SOURCES, source_text
 
-CORPORA = ("python-docs", "wikitext2")
+CORPORA = ("python-docs", "wikitext2", *SOURCES)
+CORPUS_HELP = f"{' | '.join(CORPORA)} | path to a UTF-8 text file"  # every --corpus option's help
 SPLITS = ("calibration", "eval")
 
 
@@ -40,6 +44,12 @@ def _check_split(split: str) -> None:
 def _even_odd(parts: list[str], split: str) -> str:
     """Even-indexed parts for calibration, odd-indexed for eval, joined by a blank line."""
     return "\n\n".join(parts[0::2] if split == "calibration" else parts[1::2])
+
+
+def _paragraphs(text: str, split: str) -> str:
+    """A split of a text: paragraphs at blank (or whitespace-only) lines, stripped, empty ones dropped."""
+    paragraphs = [p.strip() for p in re.split(r"\n[ \t\r\f\v]*\n", text)]
+    return _even_odd([p for p in paragraphs if p], split)
 
 
 def python_docs_topics() -> dict[str, str]:
@@ -57,14 +67,15 @@ def load_text(corpus: str, split: str) -> str:
         return _even_odd([topics[k] for k in sorted(topics)], split)
     if corpus == "wikitext2":
         return _load_wikitext2(split)
+    if corpus in SOURCES:
+        return _paragraphs(source_text(corpus), split)
     path = Path(corpus).expanduser()
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
             raise UsageError(f"corpus file {corpus!r} is not valid UTF-8 (byte {e.start})") from e
-        paragraphs = [p.strip() for p in re.split(r"\n[ \t\r\f\v]*\n", text)]
-        return _even_odd([p for p in paragraphs if p], split)
+        return _paragraphs(text, split)
     if path.exists():
         raise UsageError(f"corpus path {corpus!r} is not a regular file")
     if os.sep in corpus or "." in corpus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UsageError
+from ..load.corpus import CORPUS_HELP
 from ..load.models import resolve_dtype
 from ..schema import BASES
 from .config import SweepConfig
@@ -28,7 +29,7 @@ def _list(text: str | None, kind: type, name: str) -> list | None:
 
 def add_options(p, sweep: bool = True) -> None:
     """Options of `slicedim sweep` / `slicedim predict` (the CLI adds --model, --device, --dtype, --json)."""
-    p.add_argument("--corpus", default="python-docs", help="python-docs | wikitext2 | a UTF-8 text file")
+    p.add_argument("--corpus", default="python-docs", help=CORPUS_HELP)
     pts = p.add_mutually_exclusive_group(required=True)
     pts.add_argument("--sparsities", help="comma-separated sparsities, e.g. 0,0.1,0.2,0.3,0.4,0.5")
     pts.add_argument("--dims", help="comma-separated kept widths d'")
