@@ -3,6 +3,7 @@
 - `smol`: the real embedded SmolLM2-135M-Instruct, loaded once per test session from the default cache
   (the first run on a machine converts the GGUF, ~15 s; later runs reuse the cache). It is shared: never
   modify it in place — `copy.deepcopy(smol.model)` first (~0.5 GB).
+- `gemma`: the second embedded model, Gemma 3 270M, loaded once per session the same way.
 - `smol_tok`: only its tokenizer (unit tests pair it with tiny random-weight models).
 - `smol_windows`: 3 windows × 128 tokens of the python-docs eval split, tokenised by `smol`.
 - `tiny`: the `tiny_model` factory; `tiny_arch` parametrises a test over every tiny architecture.
@@ -24,6 +25,13 @@ from slicedim_lab.testing import TINY_ARCHS, tiny_model
 @pytest.fixture(scope="session")
 def smol() -> LoadedModel:
     return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def gemma() -> LoadedModel:
+    """The second embedded model, Gemma 3 270M (the first run on a machine converts its GGUF, ~60 s). Shared:
+    never modify it in place."""
+    return load_model("gemma3-270m", device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -44,10 +44,20 @@ class SitePCA:
 
 
 def pca(h: Float[Tensor, "d d"], damp: float = 0.01) -> SitePCA:
-    """Eigenbasis of H + damp * mean(diag H) * I (float64), eigenvalues reported without the damping."""
+    """Eigenbasis of H + damp * mean(diag H) * I (float64), eigenvalues reported without the damping.
+
+    Subnormal numbers are flushed to zero while the eigensolver runs: a residual stream with outlier
+    directions (Gemma 3: diagonal entries from 1e2 to 1e11) makes LAPACK's reductions meet subnormals, which
+    the CPU handles in microcode — 2.5 s per 640 x 640 solve instead of 0.05-0.4 s (values below 1e-308 are
+    far under the damping)."""
     h = h.double()
     shift = damp * torch.diagonal(h).mean()
-    vals, vecs = torch.linalg.eigh(h + shift * torch.eye(h.shape[0], dtype=h.dtype, device=h.device))
+    flush = torch.set_flush_denormal(True)  # False where the CPU cannot flush: then nothing changes
+    try:
+        vals, vecs = torch.linalg.eigh(h + shift * torch.eye(h.shape[0], dtype=h.dtype, device=h.device))
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
     return SitePCA(eigvals=(vals - shift).flip(0).cpu(), vectors=vecs.flip(1).cpu())
 
 
