@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/ruff check slicedim_lab tests bench notebooks
+	$(BIN)/ruff check slicedim_lab tests bench notebooks experiments
 	$(BIN)/python -m pytest -q tests
 
 # The first tier alone (tiny random-weight models and the tokenizer; about a minute): for a quick loop.

@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from slicedim_lab.core.slicing import slice_model  # noqa: E402
-from slicedim_lab.core.widths import model_site_dims  # noqa: E402
-from slicedim_lab.predict.fisher import dense_moments  # noqa: E402
-from slicedim_lab.predict.ours import ours_tables  # noqa: E402
-from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
-from slicedim_lab.sweep.inputs import load_inputs, measure  # noqa: E402
+from slicedim_lab.core.widths import model_site_dims
+from slicedim_lab.predict.moments import dense_moments
+from slicedim_lab.predict.ours import ours_tables
+from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.inputs import load_inputs, measure
+from slicedim_lab.sweep.point import slice_and_measure
 
 
 def time_ours(inp, batch_size: int) -> tuple[float, dict, float]:
@@ -44,12 +40,11 @@ def time_ours(inp, batch_size: int) -> tuple[float, dict, float]:
 
 def time_point(inp, cfg: SweepConfig, dim: int, batch_size: int) -> tuple[float, dict, float]:
     t0 = time.perf_counter()
-    res = slice_model(inp.model, inp.cal_ids, model_site_dims(inp.model, dim=dim), batch_size=batch_size,
-                      progress=False)
-    t_slice = time.perf_counter() - t0
-    meas = measure(res.model, inp, cfg, batch_size, progress=False)
-    total = time.perf_counter() - t0
-    return total, {"calibrate_slice": t_slice, "eval": total - t_slice}, meas["ppl"]
+    done = slice_and_measure(inp.model, inp.cal_ids, model_site_dims(inp.model, dim=dim),
+                             lambda m: measure(m, inp, cfg, batch_size, progress=False),
+                             batch_size=batch_size, progress=False)
+    total, t_slice = time.perf_counter() - t0, done.seconds_slice
+    return total, {"calibrate_slice": t_slice, "eval": total - t_slice}, done.measured["ppl"]
 
 
 def main() -> None:

@@ -1,69 +1,27 @@
 """Benchmark the predictors on the default model: mean and max |% error| over s = 0.1 … 0.5 against measured
 perplexity (and accuracy), and the cost of predicting against the cost of measuring.
 
-    .venv/bin/python bench/bench_predict.py [--corpus python-docs|stdlib-moddocs|stdlib-funcdocs|FILE]
+    .venv/bin/python bench/bench_predict.py [--corpus python-docs|stdlib-moddocs|stdlib-funcdocs|NAME|FILE]
         [--basis interleaved|dense] [--cal-samples 32] [--max-eval-windows 32] [--out runs/bench_predict]
 
-Every point is a real `slicedim sweep` point (resumable: a rerun reuses DIR's finished points). The
-`stdlib-*` corpora are built here, deterministically, from the docstrings of this Python's standard library
-(parsed with `ast`, nothing imported): module docstrings (> 200 chars) or class/function docstrings
-(> 300 chars), in sorted file order, joined by blank lines.
+Every point is a real `slicedim sweep` point (resumable: a rerun reuses DIR's finished points). `--corpus`
+takes any corpus `slicedim sweep` does, the named validation corpora of `slicedim_lab.load.sources` among
+them (e.g. `stdlib-moddocs`: the module docstrings of this Python's standard library).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import sys
-import sysconfig
 from pathlib import Path
 
+from slicedim_lab.predict.registry import predictor_names
+from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.folder import load_stats
+from slicedim_lab.sweep.runner import run_sweep
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from slicedim_lab.predict.registry import predictor_names  # noqa: E402
-from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
-from slicedim_lab.sweep.folder import load_stats  # noqa: E402
-from slicedim_lab.sweep.runner import run_sweep  # noqa: E402
-
 SPARSITIES = [0, 0.1, 0.2, 0.3, 0.4, 0.5]
-
-
-def stdlib_docstrings(kind: str) -> str:
-    """Module (`moddocs`) or class/function (`funcdocs`) docstrings of the standard library, no tests."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    out = []
-    for f in sorted(root.rglob("*.py")):
-        rel = f.relative_to(root).as_posix()
-        skip = ("site-packages", "test/", "idlelib/idle_test", "lib2to3/tests")
-        if rel.startswith(skip) or "/tests/" in rel:
-            continue
-        try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        if kind == "moddocs":
-            d = ast.get_docstring(tree)
-            if d and len(d) > 200:
-                out.append(d.strip())
-        else:
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
-                    d = ast.get_docstring(node)
-                    if d and len(d) > 300:
-                        out.append(d.strip())
-    return "\n\n".join(out) + "\n"
-
-
-def corpus_path(name: str, folder: Path) -> str:
-    if not name.startswith("stdlib-"):
-        return name
-    path = folder / f"{name}.txt"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(stdlib_docstrings(name.removeprefix("stdlib-")), encoding="utf-8")
-    return str(path)
 
 
 def summarise(rows: list[dict], dense: dict, tables, ours=None) -> dict:
@@ -127,8 +85,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    corpus = corpus_path(args.corpus, out / "corpora")
-    cfg = SweepConfig(corpus=corpus, basis=args.basis, cal_samples=args.cal_samples, cal_seqlen=512,
+    cfg = SweepConfig(corpus=args.corpus, basis=args.basis, cal_samples=args.cal_samples, cal_seqlen=512,
                       eval_seqlen=512, max_eval_windows=args.max_eval_windows, grad_windows=args.grad_windows,
                       grad_heldout=not args.grad_in_sample, mc_items=args.mc_items,
                       anchor_dims=[int(d) for d in args.anchor_dims.split(",") if d.strip()])

@@ -6,7 +6,7 @@ empty task's round trip on a warm worker; a fresh worker's start: imports, model
         [--sparsities 0.1,0.2,0.3,0.4] [--cal-samples 8] [--seqlen 128] [--eval-windows 8]
         [--out runs/bench_ray]
 
-The dense state (dense metrics, Fisher and `ours` tables) is made once, in-process, and copied to the Ray
+The dense state (dense metrics and every dense statistic) is made once, in-process, and copied to the Ray
 sweep's folder, so both time only their points; the Ray time includes the workers' cold start (a fresh
 cluster), and the cluster's own start is printed beside it. Both sweeps' rows are compared (measured columns).
 """
@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-from slicedim_lab import schema  # noqa: E402
-from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
-from slicedim_lab.sweep.executors import RayExecutor, require_ray  # noqa: E402
-from slicedim_lab.sweep.runner import SweepRunner  # noqa: E402
+from slicedim_lab import schema
+from slicedim_lab.predict.statistics import statistics as dense_statistics
+from slicedim_lab.sweep.config import SweepConfig
+from slicedim_lab.sweep.executors import RayExecutor, require_ray
+from slicedim_lab.sweep.folder import DENSE_FILE
+from slicedim_lab.sweep.runner import SweepRunner
 
 MEASURED = (schema.measured("ppl"), schema.measured("acc"), schema.measured("mc_acc"), "cal_loss", "params")
 
@@ -82,7 +80,7 @@ def main() -> None:
     points = local.points(sparsities=[float(s) for s in args.sparsities.split(",")])
     local.cover([d for d, _ in points])  # the dense state, once; copied for the Ray sweep
     (out / "ray").mkdir(parents=True)
-    for name in ("settings.json", "dense.json", "fisher.pt", "ours.pt"):
+    for name in ("settings.json", DENSE_FILE, *(st.file for st in dense_statistics(cfg.basis))):
         if (out / "in-process" / name).exists():
             shutil.copy(out / "in-process" / name, out / "ray" / name)
     t_local = timed_points(local, points)

@@ -12,18 +12,11 @@ slice) and runs with SLICEDIM_MEMORY_TESTS=all.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
-from pathlib import Path
 
+import bench_memory as bench
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bench_memory.py"
-spec = importlib.util.spec_from_file_location("bench_memory", SCRIPT)
-bench = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
-spec.loader.exec_module(bench)
 
 needs_all = pytest.mark.skipif(os.environ.get("SLICEDIM_MEMORY_TESTS") != "all",
                                reason="Llama-3-8B shape: set SLICEDIM_MEMORY_TESTS=all (minutes, 6 GB disk)")

@@ -71,8 +71,14 @@ def test_pyproject_essentials() -> None:
 
 def test_layout() -> None:
     # (git keeps no empty folders, so data/ and notebooks/ exist in a clone only once they hold a file)
-    for d in ("slicedim_lab", "slicedim_lab/adapters", "tests", "bench"):
+    for d in ("slicedim_lab", "slicedim_lab/adapters", "tests", "bench", "experiments"):
         assert (ROOT / d).is_dir(), d
+    # bench/ holds benchmarks only, each importing the installed package by name (no path or snapshot)
+    for f in (ROOT / "bench").glob("*.py"):
+        assert f.name.startswith("bench_"), f.name
+        text = f.read_text()
+        assert "sys.path" not in text and "spec_from_file_location" not in text and "git archive" not in text
+    assert (ROOT / "experiments" / "README.md").is_file()
     for f in ("environment.yml", "pyproject.toml", "README.md", "Makefile", ".ci/run"):
         assert (ROOT / f).is_file(), f
     assert (ROOT / ".ci/run").stat().st_mode & 0o111

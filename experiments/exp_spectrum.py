@@ -7,10 +7,7 @@ widths: the dense eval perplexity; the semi-interleaved Fisher sums (`fisher_sem
 16 held-out gradient windows); the fraction of the stream's energy the semi-interleaved cuts discard; and
 the log-log slope of each between d' = 512 and 288. Written to runs/lab/<corpus>/spectrum.json.
 
-    .venv/bin/python bench/exp_spectrum.py CORPUS [--threads 2]
-
-Uses the working tree's slicedim_lab and the lab's settings and corpus files (bench/lab_common.py builds
-them).
+    .venv/bin/python experiments/exp_spectrum.py CORPUS [--threads 2]
 """
 
 from __future__ import annotations
@@ -18,29 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
+from lab import DIMS, SETTINGS, folder, load
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from slicedim_lab.eval.metrics import evaluate  # noqa: E402
-from slicedim_lab.predict.fisher import dense_moments, fisher_tables, semi_pcas  # noqa: E402
-from slicedim_lab.sweep.config import SweepConfig  # noqa: E402
-from slicedim_lab.sweep.inputs import load_inputs  # noqa: E402
-
-LAB = ROOT / "runs" / "lab"
-SETTINGS = dict(cal_samples=32, cal_seqlen=512, eval_seqlen=512, max_eval_windows=16, grad_windows=16)
-DIMS = [512, 456, 400, 344, 288]
+from slicedim_lab.eval.metrics import evaluate
+from slicedim_lab.predict.fisher import fisher_tables
+from slicedim_lab.predict.increments import semi_pcas
+from slicedim_lab.predict.moments import dense_moments
 
 
 def semi_energy(second: list[torch.Tensor], cross: list[torch.Tensor], dim: int, charged: int) -> dict:
     """Energy the semi-interleaved cuts at `dim` discard, as a fraction of the dense stream's energy:
     Σ_s tr((I−P̃_s) H_u,s) / Σ_s tr(H_s) over the charged sites (H_u,s the increment's second moment of
-    `fisher.semi_pcas`), and the same per site, averaged."""
+    `increments.semi_pcas`), and the same per site, averaged."""
     lost = [float(p.eigvals[dim:].sum()) for p in semi_pcas(second, cross, dim, charged)]
     total = [float(second[s].trace()) for s in range(charged)]
     return {"total": sum(lost) / sum(total), "site_mean": sum(x / t for x, t in zip(lost, total)) / charged}
@@ -53,13 +42,11 @@ def slope(values: dict[int, float], hidden: int, a: int = 512, b: int = 288) -> 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    corpus = args.corpus if args.corpus == "python-docs" else str(LAB / "corpora" / f"{args.corpus}.txt")
-    inp = load_inputs(SweepConfig(corpus=corpus, tasks=[], **SETTINGS), device="cpu")
+    inp = load(args.corpus, args.threads)
     D = inp.model.config.hidden_size
     timing = {}
     t0 = time.perf_counter()
@@ -90,8 +77,7 @@ def main() -> None:
         },
         "timing": timing,
     }
-    (LAB / args.corpus).mkdir(parents=True, exist_ok=True)
-    (LAB / args.corpus / "spectrum.json").write_text(json.dumps(out, indent=1))
+    (folder(args.corpus) / "spectrum.json").write_text(json.dumps(out, indent=1))
     print(json.dumps({k: out[k] for k in ("corpus", "ppl0", "slopes", "timing")}))
 
 

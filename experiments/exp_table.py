@@ -1,13 +1,14 @@
-"""`ours` v2 against measured points (bench/ours_v2.md): dense-only, anchored at one width, at two.
+"""`ours` against measured points (experiments/results/ours_v2.md): dense-only, anchored at one width, at two.
 
-    .venv/bin/python bench/exp_v2_table.py CORPUS [CORPUS ...]       # lab folders runs/lab/CORPUS
-    .venv/bin/python bench/exp_v2_table.py --seen                    # the six corpora of the first validation
+    .venv/bin/python experiments/exp_table.py CORPUS [CORPUS ...]    # lab folders runs/lab/CORPUS
+    .venv/bin/python experiments/exp_table.py --seen                 # the six corpora of the first validation
 
-A lab folder holds dense_eval.json and point_<d>.json (bench/exp_measure.py) and ours_anchor.json
-(bench/exp_anchor_now.py: the dense-only anchor ΔL_J per eval window). `--seen` reads the measured
-perplexities and anchors recorded in bench/lab_measured.json (runs/lab of those runs is not kept; σ_J is
-not recorded there and is taken as 0: it is ≤ 0.1 beside σ_A = 0.70). Prints one markdown table per corpus:
-signed % error of perplexity and whether the measured value is inside the 90 % interval.
+A lab folder holds dense_eval.json and point_<d>.json (experiments/exp_measure.py) and ours_anchor.json
+(experiments/exp_anchor.py: the dense-only anchor ΔL_J per eval window). `--seen` reads the measured
+perplexities and anchors recorded in experiments/results/lab_measured.json (runs/lab of those runs is not
+kept; σ_J is not recorded there and is taken as 0: it is ≤ 0.1 beside σ_A = 0.70). Prints one markdown table
+per corpus: signed % error of perplexity and whether the measured value is inside the 90 % interval; writes
+runs/lab/v2_table.json (or v2_table_seen.json).
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lab import LAB, RESULTS
 
-from slicedim_lab.predict.anchor import anchored_ppl, make_anchors  # noqa: E402
-from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, interval  # noqa: E402
+from slicedim_lab.predict.anchor import anchored_ppl, make_anchors
+from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, interval
 
-LAB = ROOT / "runs" / "lab"
 D = 576
 ANCHORINGS = ([400], [400, 288], [456, 344])
 
@@ -90,13 +87,13 @@ def table(corpus: str, ppl0: float, measured: dict[int, float], t: OursTables) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpora", nargs="*")
     ap.add_argument("--seen", action="store_true")
     args = ap.parse_args()
     results = []
     if args.seen:
-        rec = json.loads((ROOT / "bench" / "lab_measured.json").read_text())
+        rec = json.loads((RESULTS / "lab_measured.json").read_text())
         for c in rec["ppl"]:
             results.append(table(c, *from_record(c, rec)))
     for c in args.corpora:
