@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import schema
 from ..sweep.executors import PointsFailed
 from ..sweep.options import add_options, config_from_args, executor_from_args
 from ..sweep.runner import predict_only, run_sweep
@@ -67,10 +68,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     mc = f"  mc_acc {d['mc_acc']:.4f}" if d["mc_acc"] is not None else ""
     print(f"dense: ppl {d['ppl']:.4f}  acc {d['acc']:.4f}{mc}  (D={res['hidden']}; {res['seconds']:.0f}s)",
           file=stream)
-    names = [k.removeprefix("ppl_pred_") for k in res["predictions"][0] if k.startswith("ppl_pred_")]
+    names = schema.predictors_in(res["predictions"][0])
     print(f"{'dim':>5} {'s':>5}  " + "  ".join(f"{n:>25}" for n in names) + "   (ppl / acc)", file=stream)
     for r in res["predictions"]:
-        cells = "  ".join(f"{r['ppl_pred_' + n]:>16.3f} / {r['acc_pred_' + n]:.4f}" for n in names)
+        cells = "  ".join(f"{r[schema.pred('ppl', n)]:>16.3f} / {r[schema.pred('acc', n)]:.4f}"
+                          for n in names)
         print(f"{r['dim']:>5} {r['sparsity']:>5.2f}  {cells}", file=stream)
     write_json(args.json, res)
     return 0

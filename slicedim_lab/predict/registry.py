@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import UsageError
 from .anchor import Anchor
@@ -79,20 +79,32 @@ class Predictor:
 
 
 _REGISTRY: dict[str, Predictor] = {}
+T = TypeVar("T")
+
+
+def add_named(table: dict[str, T], item: T, kind: str) -> T:
+    """Add `item` to a registry under its unique `name` (the predictors' here, the statistics' too)."""
+    name = item.name  # type: ignore[attr-defined]
+    if name in table:
+        raise ValueError(f"{kind} {name!r} is already registered")
+    table[name] = item
+    return item
+
+
+def get_named(table: dict[str, T], name: str, kind: str) -> T:
+    """A registered item by name; an unknown name is a one-line UsageError listing the known ones."""
+    if name not in table:
+        raise UsageError(f"unknown {kind} {name!r}; choose one of: {', '.join(table)}")
+    return table[name]
 
 
 def register_predictor(predictor: Predictor) -> Predictor:
     """Add a predictor (names are unique)."""
-    if predictor.name in _REGISTRY:
-        raise ValueError(f"predictor {predictor.name!r} is already registered")
-    _REGISTRY[predictor.name] = predictor
-    return predictor
+    return add_named(_REGISTRY, predictor, "predictor")
 
 
 def get_predictor(name: str) -> Predictor:
-    if name not in _REGISTRY:
-        raise UsageError(f"unknown predictor {name!r}; choose one of: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    return get_named(_REGISTRY, name, "predictor")
 
 
 def predictors() -> list[Predictor]:

@@ -22,9 +22,9 @@ from jaxtyping import Int
 from torch import Tensor
 
 from ..core.pca import SitePCA
-from ..errors import UsageError
 from ..schema import BASES
 from .moments import DenseMoments, dense_moments
+from .registry import add_named, get_named
 
 
 @dataclass
@@ -102,16 +102,11 @@ _STATISTICS: dict[str, Statistic] = {}
 
 def register_statistic(stat: Statistic) -> Statistic:
     """Add a statistic (names are unique)."""
-    if stat.name in _STATISTICS:
-        raise ValueError(f"statistic {stat.name!r} is already registered")
-    _STATISTICS[stat.name] = stat
-    return stat
+    return add_named(_STATISTICS, stat, "statistic")
 
 
 def get_statistic(name: str) -> Statistic:
-    if name not in _STATISTICS:
-        raise UsageError(f"unknown statistic {name!r}; choose one of: {', '.join(_STATISTICS)}")
-    return _STATISTICS[name]
+    return get_named(_STATISTICS, name, "statistic")
 
 
 def statistics(basis: str | None = None) -> list[Statistic]:

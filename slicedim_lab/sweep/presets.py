@@ -113,7 +113,7 @@ _TASK_NAMES = {"piqa": "PIQA", "arc_easy": "ARC-e", "arc_challenge": "ARC-c", "h
 def _task_value(row: dict, task: str, metric: str) -> float | None:
     """A task's accuracy in a results row (lm-eval columns `task_{t}_{m}`, the offline `mc_acc_*`)."""
     if task == "corpus-mc":
-        key = schema.measured("mc_acc") if metric == "acc" else "mc_acc_norm_measured"
+        key = schema.measured("mc_acc") if metric == "acc" else schema.measured("mc_acc_norm")
     else:
         key = f"task_{task}_{metric}"
     v = row.get(key)
