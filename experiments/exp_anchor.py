@@ -37,7 +37,7 @@ def main() -> None:
     t_moments = time.perf_counter() - t0
     extra = {} if args.anchor_sparsity is None else {"anchor_sparsity": args.anchor_sparsity}
     t = ours_tables(inp.model, inp.eval_ids, moments, settings=extra, progress=False)
-    settings = {**t.settings, "anchor_dim": t.anchor_dim, "interval_z": 1.6449}
+    settings = {**t.settings, "anchor_dim": t.anchor_dim}
     out = {"hidden": t.hidden, "window_dl": t.window_dl, "settings": settings,
            "timing": {**t.timing, "moments": t_moments}, "computed_by": "package (central difference)"}
     name = "ours_anchor.json" if args.anchor_sparsity is None else f"ours_anchor_s{args.anchor_sparsity}.json"

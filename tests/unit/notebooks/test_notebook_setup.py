@@ -19,7 +19,9 @@ SEQLEN = 40
 
 class CountingTokenizer:
     """Each whitespace-separated word is a number and that number is its token id, so a window is known by
-    its first token."""
+    its first token. It adds no BOS token (`corpus.windows` asks)."""
+
+    bos_token_id = None
 
     def __call__(self, text: str, verbose: bool = False) -> dict[str, list[int]]:
         return {"input_ids": [int(w) for w in text.split()]}
