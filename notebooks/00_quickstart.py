@@ -19,12 +19,16 @@
 # **What it shows.** Load the embedded default model offline (SmolLM2-135M-Instruct, width D = 576, 30
 # layers), measure its perplexity and next-token accuracy, slice it with SliceGPT to one kept width d' (every
 # residual site keeps d' PCA directions; the LM head keeps full width), measure again, look at the
-# eigen-spectra the slicer cut, and let the dense and the sliced model answer the same prompt.
+# eigen-spectra the slicer cut, and let the dense and the sliced model answer the same prompt. `MODEL =
+# "gemma3-270m"` runs the same on Gemma 3 270M (D = 640, 18 layers): the widths follow from `SPARSITY`.
 #
-# **How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): 32 s for the whole notebook,
-# measured once on an idle 2-core CPU with no GPU and the default model already in its cache (other jobs on
-# the same cores slow it several-fold), most of it evaluation and calibration + slicing. Not measured on a
-# GPU. The CI run (2 × 64 tokens) takes about a minute.
+# **What you will learn.** What "slicing to a smaller representation dimension" does to a real model: every
+# residual site keeps d' of D directions, the model really gets smaller (parameters), and the cost shows up
+# as perplexity and accuracy — and in what it says.
+#
+# **How long.** Default sizes (16 × 256 calibration and 16 × 256 eval tokens): HOWLONG_00. The dense
+# metrics and the sliced model are kept in the cache (`CACHE_DIR`), so a second run only reads them back.
+# Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
@@ -34,48 +38,50 @@ OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go her
 CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
 BATCH_SIZE = 4
 MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
-DIM = 432  # kept width d, here 25 percent slicing of the 576-wide model
+SPARSITY = 0.25  # the kept width d' is this sparsity's width (SliceGPT's rule: 432 of 576 for SmolLM2)...
+DIM = None  # ...unless a width is given here
 CAL_WINDOWS = 16  # calibration windows for the PCA
 CAL_SEQLEN = 256
 EVAL_WINDOWS = 16  # eval windows for perplexity and accuracy
 EVAL_SEQLEN = 256
 PROMPT = "What is the capital of France?"
 MAX_NEW_TOKENS = 24
+CACHE_DIR = ""  # the dense state is kept here for later runs; empty: $SLICEDIM_CACHE/notebooks; None: off
 
 # %%
 from slicedim_lab import widgets as sw
 from slicedim_lab.core.sites import model_layer_sites
 from slicedim_lab.core.size import count_params
 from slicedim_lab.core.widths import model_site_dims
-from slicedim_lab.eval.metrics import evaluate
-from slicedim_lab.sweep.point import slice_and_measure
 from slicedim_lab.widgets.setup import notebook_setup
 
 setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
-                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS)
-lm, cal, evw, L, D = setup.lm, setup.cal, setup.evw, setup.n_layers, setup.hidden
+                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS,
+                       cache_dir=CACHE_DIR)
+lm, L, D = setup.lm, setup.n_layers, setup.hidden
+DIM = DIM or setup.width(SPARSITY)
 print(setup.summary())
 
 # %% [markdown]
 # ## Dense model
 
 # %%
-dense = evaluate(lm.model, evw, BATCH_SIZE)
-print(f"dense: perplexity {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f} ({dense.seconds:.1f} s)")
+dense = setup.dense_metrics(BATCH_SIZE)
+print(f"dense: perplexity {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f}")
 
 # %% [markdown]
 # ## Slice to d'
 #
-# `slice_and_measure` slices (SliceGPT's `slice_model`: it folds the RMSNorm scales into the linear maps,
-# computes each residual site's PCA on the calibration windows — interleaved: each layer's bases come from
-# activations that already went through the sliced earlier layers —, rotates every site into its eigenbasis
-# and keeps the first d' directions), then measures the result, an ordinary, smaller `transformers` model:
-# the same slice-then-measure as `slicedim slice` and every sweep point.
+# `setup.slice` calls `slice_and_measure`, which slices (SliceGPT's `slice_model`: it folds the RMSNorm scales
+# into the linear maps, computes each residual site's PCA on the calibration windows — interleaved: each
+# layer's bases come from activations that already went through the sliced earlier layers —, rotates every
+# site into its eigenbasis and keeps the first d' directions), then measures the result, an ordinary, smaller
+# `transformers` model: the same slice-then-measure as `slicedim slice` and every sweep point. The sliced
+# model is saved in the cache, so a second run loads it instead of slicing again.
 
 # %%
 dims = model_site_dims(lm.model, dim=DIM)
-done = slice_and_measure(lm.model, cal, dims, lambda m: evaluate(m, evw, BATCH_SIZE), batch_size=BATCH_SIZE)
-sliced, small = done.result, done.measured
+sliced, small = setup.slice(dims, BATCH_SIZE)
 results = {"dense": dense, f"sliced d'={DIM}": small}
 params_count = {"dense": count_params(lm.model), f"sliced d'={DIM}": count_params(sliced.model)}
 sw.compare_table(results, params_count)
@@ -102,6 +108,16 @@ sw.show(spectra, INTERACTIVE)
 chat = sw.generation_explorer({"dense": lm.model, f"sliced d'={DIM}": sliced.model}, lm.tokenizer, PROMPT,
                               MAX_NEW_TOKENS)
 sw.show(chat, INTERACTIVE)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. How many parameters did slicing to d' remove, and by how much did perplexity grow? Is the relative
+#    growth of perplexity larger or smaller than the share of parameters removed? (the table and the bars)
+# 2. Move the site slider along depth: at which sites does d' discard the most energy? Is it more than 1 %
+#    anywhere? (the lower figure)
+# 3. Click Generate: where does the sliced model's answer first differ from the dense one? Rerun with
+#    `SPARSITY = 0.5`: does it still answer the question?
 
 # %% [markdown]
 # *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell

@@ -30,12 +30,18 @@
 #
 # With `dense` bases (one PCA of the dense model serves every d') a d' move costs one emulated forward pass
 # (plus the gradient passes of the decomposition); `interleaved` runs SliceGPT's calibration per d'.
+# `MODEL = "gemma3-270m"` draws the same for Gemma 3 270M (the default d' and layer follow its D and depth).
 #
-# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): the headless run — setup plus the
-# d' and layer moves of its last cells — took 81 s, measured once on an idle 2-core CPU with no GPU and the
-# default model already in its cache (other jobs on the same cores slow it several-fold). A d' move is one
-# emulated forward (about twice that with the prediction decomposition ticked); layer moves are instant.
-# Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes about a minute.
+# **What you will learn.** Where along depth a narrower residual stream hurts: that the energy a cut
+# discards is tiny while the loss grows, that the error of the residual stream builds up layer by layer, at
+# which layer the next-token distribution (logit lens) departs from the dense one, and which sites account
+# for the loss increase.
+#
+# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): HOWLONG_01. The dense pass, the
+# dense PCA and every report computed (each d' visited, the interleaved comparison) are kept in the cache
+# (`CACHE_DIR`, shared with notebooks 02 and 05), so a second run reads them back. A d' move is one emulated
+# forward (about twice that with the prediction decomposition ticked); layer moves are instant. Not measured
+# on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
@@ -45,8 +51,9 @@ OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go her
 CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
 BATCH_SIZE = 4
 MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
-DIM = 432  # initial kept width
-LAYER = 14  # initial layer
+SPARSITY = 0.25  # the initial d' is this sparsity's width (SliceGPT's rule)...
+DIM = None  # ...unless a width is given here
+LAYER = None  # initial layer; None: the middle one
 BASIS = "dense"  # dense or interleaved
 ATTRIBUTION = False  # start with the prediction decomposition on, several times slower per move
 NODES = 2  # Gauss-Legendre nodes of the decomposition, 0 keeps the first-order term only
@@ -55,17 +62,20 @@ CAL_WINDOWS = 8
 CAL_SEQLEN = 256
 EVAL_WINDOWS = 2
 EVAL_SEQLEN = 256
+CACHE_DIR = ""  # the dense state is kept here for later runs; empty: $SLICEDIM_CACHE/notebooks; None: off
 
 # %%
 from slicedim_lab import widgets as sw
-from slicedim_lab.flow.session import FlowSession
 from slicedim_lab.widgets.setup import notebook_setup
 
 setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
-                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS)
-lm, cal, evw, L, D = setup.lm, setup.cal, setup.evw, setup.n_layers, setup.hidden
+                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS,
+                       cache_dir=CACHE_DIR)
+lm, L, D = setup.lm, setup.n_layers, setup.hidden
+DIM = DIM or setup.width(SPARSITY)
+LAYER = L // 2 if LAYER is None else LAYER
 print(setup.summary())
-session = FlowSession(lm.model, cal, evw, tokenizer=lm.tokenizer, batch_size=BATCH_SIZE, progress=True)
+session = setup.flow_session(BATCH_SIZE)
 print("one-off costs (s):", {k: round(v, 1) for k, v in session.seconds.items()})
 
 # %% [markdown]
@@ -96,6 +106,16 @@ flow.state["report"].per_layer().round(4)
 session.compare(DIM) if COMPARE_INTERLEAVED else None
 
 # %% [markdown]
+# ## Exercises
+#
+# 1. Drag d' down until the logit-lens KL at the last layer passes 1 nat: at which layer does the lens KL
+#    first exceed 0.1 nat at that d'? (the logit-lens figure)
+# 2. At the default d', what fraction of the energy do the sites discard on eval text — and how much did the
+#    perplexity grow? Which is the better guide to the damage? (the status line and the energy figure)
+# 3. Tick the prediction decomposition: which three sites account for most of the loss increase? Are they
+#    where the relative error of the residual stream jumps? (the decomposition and the error figures)
+
+# %% [markdown]
 # *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
 # below sets the widgets' values from code — which fires the same callbacks as dragging — and the last cell
 # saves every figure to `OUT_DIR`.
@@ -103,7 +123,7 @@ session.compare(DIM) if COMPARE_INTERLEAVED else None
 # %%
 if not INTERACTIVE:
     flow.controls["layer"].value = 1
-    flow.controls["dim"].value = DIM - 96
+    flow.controls["dim"].value = max(8, DIM - D // 6 // 8 * 8)
     flow.controls["attribution"].value = True  # the prediction decomposition at that d'
     flow.controls["layer"].value = L - 1
     print({k: round(float(flow.state[k]), 4) for k in ("ppl_dense", "ppl_sliced", "kl")},

@@ -41,12 +41,17 @@
 #
 # Accuracies of the Fisher predictors and `ours` use the paper's coupling acc₀^(ln PPL / ln PPL₀).
 #
-# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items): the
-# headless run — setup (cached in `SWEEP_DIR`: a rerun skips the dense evaluation and the dense statistics)
-# and one measured point with `dense` bases — took 54 s, measured once on an idle 2-core CPU with no GPU and
-# the default model already in its cache (other jobs on the same cores slow it several-fold). A slider move
-# is instant; `interleaved` measurements take longer (a SliceGPT calibration per point). Not measured on a
-# GPU. The CI run (2 layers, 2 × 64 tokens) takes under a minute.
+# `MODEL = "gemma3-270m"` sweeps Gemma 3 270M the same way (the widths follow from its D = 640).
+#
+# **What you will learn.** How well the quality of a sliced model can be predicted from the dense model
+# alone: how far the paper's law is off on a real model, what the Fisher-increment predictors get right,
+# and how a measured point tells you which one to trust.
+#
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items):
+# HOWLONG_03. The sweep folder (`SWEEP_DIR`, by default one per settings in the cache) keeps the dense
+# metrics, the dense statistics and every measured point, so a second run reads them back. A slider move is
+# instant; Measure takes one evaluation (`dense` bases) or a SliceGPT calibration too (`interleaved`). Not
+# measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
@@ -56,7 +61,8 @@ OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go her
 CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
 BATCH_SIZE = 4
 MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
-DIM = 432  # initial kept width
+SPARSITY = 0.25  # the initial d' is this sparsity's width (SliceGPT's rule)...
+DIM = None  # ...unless a width is given here
 BASIS = "dense"  # bases for Measure: dense is fast, interleaved is SliceGPT proper
 CAL_WINDOWS = 8
 CAL_SEQLEN = 256
@@ -65,20 +71,30 @@ EVAL_SEQLEN = 256
 GRAD_WINDOWS = 4  # gradient windows of the Fisher predictors
 TASKS = ["corpus-mc"]  # offline multiple choice; lm-eval task names where their datasets are reachable
 MC_ITEMS = 16
-SEMI_DIMS = [432, 384, 336, 288]  # widths named in advance for the semi-interleaved Fisher predictors
-SWEEP_DIR = "runs/notebooks/sweep"  # relative to the notebook folder when run in Jupyter
+SEMI_SPARSITIES = [0.25, 1 / 3, 5 / 12, 0.5]  # the semi-interleaved Fisher predictors answer at their widths
+SEMI_DIMS = None  # ...or at these widths
+CACHE_DIR = ""  # the sweep folder's home; empty: $SLICEDIM_CACHE/notebooks; None: runs/notebooks
+SWEEP_DIR = None  # the sweep folder; None: one per settings under CACHE_DIR (relative: to the notebook)
 FRESH = False  # True discards a SWEEP_DIR that holds other settings
-MEASURE_DIMS = [432]  # what the headless run measures
+MEASURE_DIMS = None  # what the headless run measures; None: the initial d'
 
 # %%
 from slicedim_lab import widgets as sw
+from slicedim_lab.core.widths import dim_for_sparsity
+from slicedim_lab.load.models import load_model
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.runner import SweepRunner
+from slicedim_lab.widgets.setup import sweep_folder
 
 cfg = SweepConfig(model=MODEL, corpus=CORPUS, basis=BASIS, cal_samples=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
                   eval_seqlen=EVAL_SEQLEN, max_eval_windows=EVAL_WINDOWS, grad_windows=GRAD_WINDOWS,
                   tasks=TASKS, mc_items=MC_ITEMS)
-runner = SweepRunner.open(cfg, SWEEP_DIR, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH,
+lm = load_model(MODEL, device=DEVICE)
+D = lm.model.config.hidden_size
+DIM = DIM or dim_for_sparsity(SPARSITY, D)
+SEMI_DIMS = SEMI_DIMS or [dim_for_sparsity(s, D) for s in SEMI_SPARSITIES]
+SWEEP_DIR = SWEEP_DIR or sweep_folder(cfg, MAX_LAYERS, CACHE_DIR)
+runner = SweepRunner.open(cfg, SWEEP_DIR, lm=lm, device=DEVICE, batch_size=BATCH_SIZE, fresh=FRESH,
                           max_layers=MAX_LAYERS, widths=SEMI_DIMS)
 print(f"dense: PPL {runner.dense.ppl:.3f}, top-1 {runner.dense.acc:.4f}, MC {runner.dense.mc_acc}; "
       f"{len(runner.rows)} point(s) already measured in {SWEEP_DIR}")
@@ -94,13 +110,23 @@ sweep = sw.sweep_explorer(runner, dim=DIM)
 sw.show(sweep, INTERACTIVE)
 
 # %% [markdown]
+# ## Exercises
+#
+# 1. Drag d' to the default width and click Measure: which predictor comes closest, and by how many percent is
+#    the paper's law off? (the table above the figures, then the error figure)
+# 2. Where does the paper's law predict the perplexity to double, and where does `fisher`? (drag d' until the
+#    predicted PPL in the table is twice the dense one)
+# 3. Measure two more widths, one mild and one strong cut: does the headline predictor over-predict the mild
+#    cut and under-predict the strong one? (the error figure)
+
+# %% [markdown]
 # *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
 # below sets the widgets' values from code — which fires the same callbacks as dragging — and the last cell
 # saves every figure to `OUT_DIR`.
 
 # %%
 if not INTERACTIVE:
-    for d in MEASURE_DIMS:
+    for d in MEASURE_DIMS or [DIM]:
         sweep.controls["dim"].value = d
         sweep.controls["measure"].click()  # slices (or projects) to d and evaluates
     sweep.controls["dim"].value = max(sweep.controls["dim"].min, DIM - 64)  # predictions only: instant

@@ -24,12 +24,19 @@
 # 4. retained energy is not loss: ~99% of the energy kept can still cost a lot of perplexity;
 # 5. the paper's law ln PPL(d') = (D/d') ln PPL₀ and its accuracy counterpart, against a measured point;
 # 6. our Fisher-increment estimate from a second-order expansion of the loss, and where along depth it
-#    charges the loss — with a d' slider.
+#    charges the loss — with a d' slider;
+# 7. two models side by side (SmolLM2 and Gemma 3 270M by default): their spectra, the energy their sites
+#    discard along depth and their perplexity against the sparsity, measured and predicted, on one figure.
 #
-# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows): 50 s for the whole
-# notebook, measured once on an idle 2-core CPU with no GPU and the default model already in its cache (other
-# jobs on the same cores slow it several-fold; two SliceGPT calibrations dominate). Not measured on a GPU.
-# The CI run (2 layers, 2 × 64 tokens) takes under a minute.
+# **What you will learn.** Why SliceGPT can cut the residual stream at all (computational invariance), that
+# a sliced model is exactly a projected dense model, why "energy kept" is a poor guide to the damage, what
+# the paper's law assumes and how far it is off, how a second-order expansion does better — and that two
+# models of similar size can respond very differently to the same sparsity.
+#
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, two models):
+# HOWLONG_04. The dense metrics, the PCA, the sliced models, the Fisher tables and the comparison's measured
+# points are kept in the cache (`CACHE_DIR`), so a second run reads them back. Not measured on a GPU. The CI
+# run (2 layers, 2 × 64 tokens, SmolLM2 against itself) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
@@ -39,33 +46,37 @@ OUT_DIR = "runs/notebooks"  # figures (HTML) and a JSON record of the run go her
 CORPUS = "python-docs"  # python-docs (offline) | wikitext2 | path to a UTF-8 text file
 BATCH_SIZE = 4
 MAX_LAYERS = None  # keep only the first N decoder layers for a quick smoke run; None keeps them all
-DIM = 432  # the kept width the checks use
+SPARSITY = 0.25  # the kept width the checks use is this sparsity's width (SliceGPT's rule)...
+DIM = None  # ...unless a width is given here
 CAL_WINDOWS = 8
 CAL_SEQLEN = 256
 EVAL_WINDOWS = 8
 EVAL_SEQLEN = 256
 GRAD_WINDOWS = 4  # calibration windows with gradients, for the Fisher estimate
+CACHE_DIR = ""  # the dense state is kept here for later runs; empty: $SLICEDIM_CACHE/notebooks; None: off
+COMPARE_MODEL = "gemma3-270m"  # the model set beside MODEL in section 7 (same sizes); None skips it
+COMPARE_SPARSITIES = [0.25, 0.5]  # where both models are measured (dense bases)
+COMPARE_PREDICTORS = ["paper", "fisher"]  # predicted curves drawn for MODEL...
+PREDICT_SECOND = False  # ...and, if True, for COMPARE_MODEL too
 
 # %%
 from slicedim_lab import widgets as sw
 from slicedim_lab.core.bridge import boot_bridge
 from slicedim_lab.core.emulate import emulated_logits
-from slicedim_lab.core.replay import dense_pcas, run_sites
+from slicedim_lab.core.replay import run_sites
 from slicedim_lab.core.sites import model_layer_sites
-from slicedim_lab.core.slicing import slice_model
 from slicedim_lab.core.widths import model_site_dims
-from slicedim_lab.eval.metrics import evaluate
 from slicedim_lab.predict import predict_point
-from slicedim_lab.predict.fisher import fisher_tables
 from slicedim_lab.predict.registry import DenseMetrics
 from slicedim_lab.widgets.setup import notebook_setup
 
-setup = notebook_setup(MODEL, DEVICE, CORPUS, cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN,
-                       eval_windows=EVAL_WINDOWS, eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS,
-                       grad_windows=GRAD_WINDOWS)
-lm, cal, evw, L, D = setup.lm, setup.cal, setup.evw, setup.n_layers, setup.hidden
+sizes = dict(cal_windows=CAL_WINDOWS, cal_seqlen=CAL_SEQLEN, eval_windows=EVAL_WINDOWS,
+             eval_seqlen=EVAL_SEQLEN, max_layers=MAX_LAYERS, grad_windows=GRAD_WINDOWS, cache_dir=CACHE_DIR)
+setup = notebook_setup(MODEL, DEVICE, CORPUS, **sizes)
+lm, evw, L, D = setup.lm, setup.evw, setup.n_layers, setup.hidden
+DIM = DIM or setup.width(SPARSITY)
 print(setup.summary())
-dense = evaluate(lm.model, evw, BATCH_SIZE)
+dense = setup.dense_metrics(BATCH_SIZE)
 print(f"dense PPL {dense.ppl:.3f}, top-1 accuracy {dense.accuracy:.4f} on {tuple(evw.shape)} eval tokens")
 
 # %% [markdown]
@@ -91,7 +102,7 @@ sw.rmsnorm_invariance(sites[len(sites) // 2], eps=lm.model.config.rms_norm_eps)
 # machinery.
 
 # %%
-full = slice_model(lm.model, cal, [D] * setup.n_sites, batch_size=BATCH_SIZE)
+full, _ = setup.slice([D] * setup.n_sites, BATCH_SIZE, measure=False)
 sw.compare_logits(sw.model_logits(lm.model, evw[:2]), sw.model_logits(full.model, evw[:2]))
 
 # %% [markdown]
@@ -106,7 +117,7 @@ sw.compare_logits(sw.model_logits(lm.model, evw[:2]), sw.model_logits(full.model
 # float32 rounding.
 
 # %%
-sliced = slice_model(lm.model, cal, model_site_dims(lm.model, dim=DIM), batch_size=BATCH_SIZE)
+sliced, small = setup.slice(model_site_dims(lm.model, dim=DIM), BATCH_SIZE)
 bridge = boot_bridge(lm.model, lm.tokenizer)
 ids = evw[:2]
 emulated = emulated_logits(bridge, ids.to(lm.device), sliced.bases)
@@ -115,13 +126,12 @@ sw.compare_logits(sw.model_logits(sliced.model, ids), emulated)
 # %% [markdown]
 # ## 4 · Retained energy is not loss
 #
-# If slicing were judged by energy, d' = 432 of 576 would look harmless: the residual stream of SmolLM2 is
-# dominated by a few outlier directions, and every site keeps nearly all of its energy. Move the sliders
-# (dense-model PCA: the bases for every d' at once, so a move costs nothing).
+# If slicing were judged by energy, a 25 % cut (d' = 432 of 576 on SmolLM2) would look harmless: the
+# residual stream is dominated by a few outlier directions, and every site keeps nearly all of its energy.
+# Move the sliders (dense-model PCA: the bases for every d' at once, so a move costs nothing).
 
 # %%
-pcas = dense_pcas(lm.model, cal, batch_size=BATCH_SIZE)
-small = evaluate(sliced.model, evw, BATCH_SIZE)
+pcas = setup.dense_pcas(BATCH_SIZE)
 print(f"d' = {DIM}: PPL {dense.ppl:.3f} -> {small.ppl:.3f} (x{small.ppl / dense.ppl:.2f}), "
       f"top-1 {dense.accuracy:.4f} -> {small.accuracy:.4f}")
 middle = model_layer_sites(lm.model)[L // 2].own[0]  # the first site the middle layer writes
@@ -163,10 +173,44 @@ sw.show(law_fig, INTERACTIVE)
 
 # %%
 # setup.grad: calibration windows besides the PCA's, picked as `slicedim sweep` picks them
-tables = fisher_tables(lm.model, cal, pcas=pcas, batch_size=2, grad_ids=setup.grad)
+tables = setup.fisher_tables(pcas)
 dm = DenseMetrics(ppl=dense.ppl, acc=dense.accuracy, hidden=D, cal_nll=tables.cal_nll)
 theory = sw.theory_explorer(dm, tables, measured={DIM: small.ppl}, dim=DIM)
 sw.show(theory, INTERACTIVE)
+
+# %% [markdown]
+# ## 7 · Two models side by side
+#
+# The same questions for a second model (`COMPARE_MODEL`, Gemma 3 270M by default: D = 640, 18 layers, a
+# vocabulary of 262k tokens) on the same text and window sizes. The models differ in width and depth, so the
+# axes are relative: direction / D, depth as a fraction of the sites, sparsity s = 1 − d'/D, and perplexity
+# as a ratio to each dense model's. Measured points project the residual stream on dense bases (one PCA per
+# model serves every width); the predicted curves are the dense-basis predictors (`COMPARE_PREDICTORS`, for
+# the second model only with `PREDICT_SECOND`). Move s: the spectra's cut and the energy panel follow.
+
+# %%
+first = f"{lm.name}, {L} layers"
+models = [sw.model_tables(setup, COMPARE_SPARSITIES, COMPARE_PREDICTORS, BATCH_SIZE, name=first)]
+if COMPARE_MODEL:
+    other = notebook_setup(COMPARE_MODEL, DEVICE, CORPUS, **sizes)
+    print(other.summary())
+    name = f"{other.lm.name}, {other.n_layers} layers"
+    name += " (again)" if name == first else ""
+    models.append(sw.model_tables(other, COMPARE_SPARSITIES, COMPARE_PREDICTORS if PREDICT_SECOND else (),
+                                  BATCH_SIZE, name=name))
+two = sw.two_models_explorer(models, SPARSITY)
+sw.show(two, INTERACTIVE)
+print(setup.store.summary())
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. In section 4, drag d' until a site discards 1 % of its energy: how much has perplexity grown by then
+#    (section 5's measured point gives the scale)? What does that say about energy as a criterion?
+# 2. In section 6, which sites does the Fisher estimate charge most at the default d', and does its predicted
+#    perplexity land closer to the measured one than the paper's law?
+# 3. In section 7, move s: which model discards more energy at the same sparsity, and which loses more
+#    perplexity? Is the ordering the same for both?
 
 # %% [markdown]
 # *Headless:* with `INTERACTIVE = False` (e.g. `papermill -p INTERACTIVE False`), the cell
@@ -179,10 +223,11 @@ if not INTERACTIVE:
     energy.controls["site"].value = 1
     theory.controls["dim"].value = DIM - 64
     theory.controls["dim"].value = DIM
+    two.controls["sparsity"].value = 0.5
     print({k: round(v, 4) for k, v in theory.state.items() if k.startswith(("ppl_pred", "dloss"))})
 
 # %%
-record = sw.save_run(OUT_DIR, "04_theory", explorers={"energy": energy, "theory": theory},
+record = sw.save_run(OUT_DIR, "04_theory", explorers={"energy": energy, "theory": theory, "models": two},
                      figures={"law": law_fig},
                      extra={"dense_ppl": dense.ppl, "sliced_ppl": small.ppl, "dim": DIM, "kappa": kappa})
 print(f"saved {len(record['figures'])} figures to {OUT_DIR}; widget callbacks run: {record['callbacks']}")

@@ -54,17 +54,27 @@ def logit_loss_sums(
     return correct_logits(logits, ids).double().sum(), ce.double().sum()
 
 
+def site_position_dots(
+    grads: Sequence[Float[Tensor, "b seq d_model"]], writes: Sequence[Float[Tensor, "b seq d_model"]]
+) -> Float[Tensor, "site b seq"]:
+    """<g_s, e_s> at every site and position (float64, on the CPU)."""
+    return torch.stack([(g.double() * e.double()).sum(-1).cpu() for g, e in zip(grads, writes)])
+
+
 def attribute_batch(
     bridge,
     ids: Int[Tensor, "b seq"],
     writes: Sequence[Float[Tensor, "b seq d_model"]],
     steps: int = 4,
+    positions: bool = False,
 ) -> dict[str, np.ndarray | float]:
     """Gradient attribution of one batch's summed correct-token logit and loss to the sites' writes.
 
     Returns per-site sums: `first` (gradient at alpha = 0: the dense model's linearisation), `integrated`
     (Gauss-Legendre with `steps` nodes; 0 skips it), `direct` (<dz/dx_final(0), e_s>: as if each write went
-    straight to the head), and the dense values z0 (summed over tokens)."""
+    straight to the head), and the dense values z0 (summed over tokens). With `positions`, also
+    `{first,integrated}_{logit,loss}_pos`: the same attributions before the sum over positions, [site, b, seq]
+    (the write at a position also moves the later positions' predictions: that is counted at the write)."""
     S = len(writes)
     out: dict[str, np.ndarray | float] = {f"{k}_{z}": np.zeros(S) for k in ATTR_KINDS for z in TARGETS}
     nodes = [(0.0, 1.0, "first")]
@@ -78,8 +88,11 @@ def attribute_batch(
             g_logit = torch.autograd.grad(z_logit, eps, retain_graph=True)
             g_loss = torch.autograd.grad(z_loss, eps)
         for z, g in (("logit", g_logit), ("loss", g_loss)):
-            dots = np.array([float((gs.double() * e.double()).sum()) for gs, e in zip(g, writes)])
-            out[f"{key}_{z}"] += weight * dots
+            pos = site_position_dots(g, writes)
+            out[f"{key}_{z}"] += weight * pos.sum((1, 2)).numpy()
+            if positions:
+                name = f"{key}_{z}_pos"
+                out[name] = out.get(name, 0.0) + weight * pos.numpy()
             if key == "first":
                 final = g[-1].double()
                 out[f"direct_{z}"] += np.array([float((final * e.double()).sum()) for e in writes])

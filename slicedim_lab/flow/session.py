@@ -32,10 +32,11 @@ from jaxtyping import Int
 from torch import Tensor
 
 from ..adapters import adapter_for
+from ..cache import Store, token_fingerprint
 from ..core.bridge import boot_bridge
 from ..core.emulate import BASIS_KINDS
 from ..core.pca import SitePCA
-from ..core.replay import Basis, dense_bases, dense_pcas
+from ..core.replay import Basis, dense_bases
 from ..core.sites import is_parallel, lens_sites, model_sites
 from ..core.slicing import slice_model
 from ..core.widths import site_dims
@@ -50,14 +51,16 @@ from .attribution import (
 from .lens import Head, LensCache
 from .maps import MapDecomposition, gram_singular_values, linear_maps, map_weight, rms_normalise
 from .passes import DenseEval, dense_pass, sliced_pass
+from .stored import cached_dense_pcas, dense_eval_from, dense_eval_payload, frame_from, frame_payload
 from .tables import COLUMNS, per_layer, retained_at, site_row, spectrum_table
 from .text import LAYER_COLUMNS, format_layers
+from .tokens import decode_each, dense_token_stats, sliced_token_pass, token_rows, token_summary
 
 __all__ = [
     "COLUMNS", "DenseEval", "FlowReport", "FlowSession", "Head", "LAYER_COLUMNS", "LensCache",
     "attribute_batch", "decomposition_summary", "format_layers", "gauss_legendre", "gram_singular_values",
     "lens_sites", "linear_maps", "map_weight", "per_layer", "prediction_decomposition", "retained_at",
-    "rms_normalise", "site_row", "spectrum_table",
+    "rms_normalise", "site_row", "spectrum_table", "token_summary",
 ]
 
 
@@ -77,12 +80,25 @@ class FlowReport:
     def per_layer(self) -> pd.DataFrame:
         return per_layer(self.table)
 
+    def payload(self) -> dict:
+        """The report as plain data (for the on-disk cache)."""
+        return {"basis": self.basis, "dim": self.dim, "dims": self.dims, "table": frame_payload(self.table),
+                "summary": self.summary, "singular": frame_payload(self.singular), "seconds": self.seconds}
+
+    @classmethod
+    def from_payload(cls, p: dict) -> FlowReport:
+        return cls(basis=p["basis"], dim=p["dim"], dims=p["dims"], table=frame_from(p["table"]),
+                   summary=p["summary"], singular=frame_from(p["singular"]), seconds=p["seconds"])
+
 
 class FlowSession:
     """One dense calibration + one dense eval pass; then `report(d', basis)` for any d' (a slider).
 
     `model` is the dense transformers model (left untouched: the bridge runs on a copy); `cal_ids` feed the
-    dense PCA (and interleaved calibrations), `eval_ids` are the text every metric is measured on."""
+    dense PCA (and interleaved calibrations), `eval_ids` are the text every metric is measured on. With a
+    `cache` (`slicedim_lab.cache.Store` of this model and these windows) the dense pass, the dense PCA and
+    every report are kept on disk and reused by later sessions; the bridge then boots only when something
+    must run (`bridge`)."""
 
     def __init__(
         self,
@@ -95,6 +111,7 @@ class FlowSession:
         batch_size: int = 4,
         lens: str | int | Sequence[int] = "post",
         progress: bool = False,
+        cache: Store | None = None,
     ):
         if eval_ids.ndim != 2 or eval_ids.shape[1] < 2 or eval_ids.shape[0] < 1:
             raise UsageError(f"eval windows must be [n >= 1, seq >= 2], got {tuple(eval_ids.shape)}")
@@ -109,10 +126,11 @@ class FlowSession:
         dt = next(model.parameters()).dtype
         self.work_dtype = dt if dt == torch.float64 else torch.float32  # of the activation statistics
         self.seconds: dict[str, float] = {}
-        t = time.perf_counter()
-        self.bridge = boot_bridge(model, tokenizer)
-        self.seconds["boot"] = time.perf_counter() - t
+        self.cache = cache if cache is not None else Store(None)
+        self._tokenizer, self._bridge = tokenizer, None
+        self.windows = {"cal": token_fingerprint(cal_ids), "eval": token_fingerprint(eval_ids)}
         self._pcas = list(pcas) if pcas is not None else None
+        self._dense_tokens: dict[str, Tensor] | None = None
         self.head = Head(model)
         self.parallel = is_parallel(self.sites)
         # the final site gives the KL
@@ -122,9 +140,20 @@ class FlowSession:
                                                    self.adapter.centred, self.sites)
         self._interleaved: dict[tuple, tuple[list[Basis], list[SitePCA | None]]] = {}
         t = time.perf_counter()
-        self.dense = dense_pass(self.bridge, self.head, eval_ids, self.sites, self.lens_sites,
-                                self.batch_size, self.progress)
+        self.dense = self.cache.memo(
+            "flow-dense-pass", {"lens": self.lens_sites, "dtype": str(self.work_dtype), **self.windows},
+            lambda: dense_pass(self.bridge, self.head, eval_ids, self.sites, self.lens_sites, self.batch_size,
+                               self.progress), dense_eval_payload, dense_eval_from)
         self.seconds["dense_eval"] = time.perf_counter() - t
+
+    @property
+    def bridge(self):
+        """The TransformerLens bridge over a copy of the model, booted on first use."""
+        if self._bridge is None:
+            t = time.perf_counter()
+            self._bridge = boot_bridge(self.model, self._tokenizer)
+            self.seconds["boot"] = time.perf_counter() - t
+        return self._bridge
 
     # -- widths and bases
 
@@ -133,7 +162,8 @@ class FlowSession:
         """The dense model's per-site PCA on the calibration windows (computed on first use, then kept)."""
         if self._pcas is None:
             t = time.perf_counter()
-            self._pcas = dense_pcas(self.model, self.cal_ids, self.batch_size, self.progress)
+            self._pcas = cached_dense_pcas(self.cache, self.model, self.cal_ids, self.batch_size,
+                                           self.progress)
             self.seconds["dense_pca"] = time.perf_counter() - t
         return self._pcas
 
@@ -170,9 +200,18 @@ class FlowSession:
     ) -> FlowReport:
         """The flow at kept width `dim` with `basis` bases. `attribution`: Gauss-Legendre nodes of the
         integrated prediction decomposition (0: first order only; None: skip the gradient passes);
-        `maps`: the linear-map decomposition; `svd`: singular values of every sliced vs full map."""
+        `maps`: the linear-map decomposition; `svd`: singular values of every sliced vs full map. With a
+        cache, a report made once (by any session of this model and these windows) is read back."""
         if not 1 <= dim <= self.D:
             raise UsageError(f"dim must be in [1, {self.D}], got {dim}")
+        key = {"basis": basis, "dim": dim, "slice_head": slice_head, "attribution": attribution, "maps": maps,
+               "svd": svd, "lens": self.lens_sites, **self.windows}
+        return self.cache.memo("flow-report", key,
+                               lambda: self._report(dim, basis, slice_head, attribution, maps, svd),
+                               FlowReport.payload, FlowReport.from_payload)
+
+    def _report(self, dim: int, basis: str, slice_head: bool, attribution: int | None, maps: bool,
+                svd: bool) -> FlowReport:
         seconds: dict[str, float] = {}
         t = time.perf_counter()
         bases, pcas = self.bases(dim, basis, slice_head)
@@ -235,6 +274,35 @@ class FlowSession:
                 put(s, "lens_loss_dense", -float(self.dense.lens[s].target_logp.double().sum()) / npred)
                 put(s, "lens_loss_sliced", acc["lens_loss"][s] / npred)
         return rows
+
+    # -- which tokens suffer
+
+    @property
+    def dense_tokens(self) -> dict[str, Tensor]:
+        """The dense model's per-token loss, target probability and top-1 prediction (`token_stats`)."""
+        if self._dense_tokens is None:
+            self._dense_tokens = self.cache.memo(
+                "flow-dense-tokens", self.windows,
+                lambda: dense_token_stats(self.bridge, self.dense.ids, self.batch_size), dict, dict)
+        return self._dense_tokens
+
+    def tokens(self, dim: int, basis: str = "dense", nodes: int = 1, slice_head: bool = False
+               ) -> pd.DataFrame:
+        """The token table at kept width `dim` (`flow.tokens`: one row per predicted eval token, its dense
+        and sliced loss and top predictions, and the site where its loss increase entered, from the
+        prediction decomposition with `nodes` Gauss-Legendre nodes; 0: first order). Cached like reports."""
+        if not 1 <= dim <= self.D:
+            raise UsageError(f"dim must be in [1, {self.D}], got {dim}")
+        key = {"basis": basis, "dim": dim, "nodes": nodes, "slice_head": slice_head, **self.windows}
+
+        def make() -> pd.DataFrame:
+            bases, _ = self.bases(dim, basis, slice_head)
+            sliced, charges = sliced_token_pass(self.bridge, self.dense.ids, bases, self.sites, nodes,
+                                                self.batch_size)
+            return token_rows(self.dense.ids, self.dense_tokens, sliced, charges, self.sites,
+                              lambda ids: decode_each(self._tokenizer, ids), basis, dim)
+
+        return self.cache.memo("flow-tokens", key, make, frame_payload, frame_from)
 
     # -- dense vs interleaved
 

@@ -22,13 +22,17 @@ EXTRA = {
     "01_activation_flow": dict(LAYER=1, NODES=1, COMPARE_INTERLEAVED=False),
     "02_linear_maps": dict(LAYER=1),
     "03_dimension_sweep": dict(GRAD_WINDOWS=2, MC_ITEMS=4, MEASURE_DIMS=[432, 288], SEMI_DIMS=[432]),
-    "04_theory": dict(GRAD_WINDOWS=2),
+    # SmolLM2 against itself (2 layers): section 7's predicted curves run on SmolLM2 only
+    "04_theory": dict(GRAD_WINDOWS=2, COMPARE_MODEL="smollm2-135m-instruct", PREDICT_SECOND=True),
+    "05_tokens": dict(NODES=1),
 }
 
 
-def small_params(name: str, work: Path, interactive: bool) -> dict:
-    """Papermill parameters of a quick run of notebook `name`, writing under `work`."""
-    params = {**SMALL, **EXTRA[name], "INTERACTIVE": interactive, "OUT_DIR": str(work / "out")}
+def small_params(name: str, work: Path, interactive: bool, cache: Path | None = None) -> dict:
+    """Papermill parameters of a quick run of notebook `name`, writing under `work`; the notebooks' cache in
+    `cache` (None: `work/cache`), which runs of the same sizes share."""
+    params = {**SMALL, **EXTRA[name], "INTERACTIVE": interactive, "OUT_DIR": str(work / "out"),
+              "CACHE_DIR": str(cache or work / "cache")}
     if name == "03_dimension_sweep":
         params["SWEEP_DIR"] = str(work / "sweep")
     return params
@@ -37,10 +41,10 @@ def small_params(name: str, work: Path, interactive: bool) -> dict:
 class HeadlessRuns:
     """Papermill runs (INTERACTIVE=False) of notebooks, one at a time in a background thread, each in a
     `python -m papermill` process; `result(name)` waits for one and returns its folder (`out/`, the executed
-    notebook, `sweep/`)."""
+    notebook, `sweep/`). `cache`: the notebooks' cache folder the runs share (None: one per run)."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
+    def __init__(self, tmp: Path, cache: Path | None = None) -> None:
+        self.tmp, self.cache = tmp, cache
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papermill")
         self._runs: dict[str, Future[Path]] = {}
         self._procs: list[subprocess.Popen] = []
@@ -59,8 +63,8 @@ class HeadlessRuns:
         work = self.tmp / name
         work.mkdir()
         cmd = [sys.executable, "-m", "papermill", str(NB_DIR / f"{name}.ipynb"), str(work / f"{name}.ipynb"),
-               "-y", json.dumps(small_params(name, work, False)), "--cwd", str(work), "-k", "python3",
-               "--no-progress-bar"]
+               "-y", json.dumps(small_params(name, work, False, self.cache)), "--cwd", str(work),
+               "-k", "python3", "--no-progress-bar"]
         with self._lock:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             self._procs.append(proc)
