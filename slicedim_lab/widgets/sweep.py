@@ -32,7 +32,8 @@ def sweep_table(runner: SweepRunner) -> pd.DataFrame:
 
 
 class SweepBench(SweepRunner):
-    """The notebook's name for a `SweepRunner`, with `table()` (`sweep_table`) for its points.
+    """The notebook's name for a `SweepRunner`, with `table()` (`sweep_table`) for its points; open one with
+    `SweepBench.open(cfg, out, widths=..., executor=...)`.
 
     Its "Measure d'" clicks go to its executor: with `executor=RayExecutor(address="HOST:PORT",
     gpus_per_point=1)` (`sweep/executors.py`) a slider session on a laptop measures each point as a task on

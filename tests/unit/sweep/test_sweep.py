@@ -18,6 +18,7 @@ from slicedim_lab.core.replay import ProjectedModel, dense_bases, dense_pcas
 from slicedim_lab.core.sites import model_sites
 from slicedim_lab.errors import UsageError
 from slicedim_lab.load.models import LoadedModel
+from slicedim_lab.predict import predict_point
 from slicedim_lab.predict.fisher import FisherTables
 from slicedim_lab.predict.registry import headline
 from slicedim_lab.sweep.config import SweepConfig
@@ -199,6 +200,7 @@ def test_gradient_windows_are_held_out(tmp_path, lm) -> None:
 def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> None:
     out = tmp_path / "sw"
     first = run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
+    ours_written = (out / "ours.pt").stat().st_mtime_ns
     calls: list[int] = []
     orig = state.measure
     patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
@@ -209,6 +211,25 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     assert [r["ppl_measured"] for r in again] == [r["ppl_measured"] for r in first]
     assert again[1]["ppl_pred_fisher"] != first[1]["ppl_pred_fisher"]  # other gradient windows
     assert FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
+    # only the statistic that reads the changed setting is made again (`Statistic.depends_on`)
+    assert (out / "ours.pt").stat().st_mtime_ns == ours_written
+    assert again[1]["ppl_pred_ours"] == first[1]["ppl_pred_ours"]
+
+
+def test_the_dense_state_is_made_at_once_and_covers_measured_widths(tmp_path, lm) -> None:
+    """The runner's dense state exists as soon as it does, answering at the widths it was opened for; a
+    width measured later is added to the statistics that answer at named widths only."""
+    logs: list[str] = []
+    runner = sweep.SweepRunner.open(cfg(), tmp_path / "sw", lm=lm, widths=[40], progress=False,
+                                    log=logs.append)
+    assert runner.stats["fisher"].semi_dims == [40] and runner.dense.hidden == 64
+    assert (tmp_path / "sw" / "dense.json").exists() and (tmp_path / "sw" / "fisher.pt").exists()
+    assert "ppl_pred_fisher_semi" in predict_point(runner.dense, 40, runner.stats)
+    row = runner.measure(32)
+    assert runner.stats["fisher"].semi_dims == [32, 40] and any("recomputing the fisher" in m for m in logs)
+    assert row["ppl_err_fisher_semi"] is not None and row["dim"] == 32
+    again = sweep.SweepRunner.open(cfg(), tmp_path / "sw", lm=lm, progress=False, log=logs.append)
+    assert again.stats["fisher"].semi_dims == [32, 40]  # read back, covering the measured width
 
 
 def test_older_format_is_not_reused(tmp_path, lm) -> None:
