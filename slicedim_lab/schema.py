@@ -15,7 +15,10 @@ Columns of a results row, for a predictor `p` and an estimator `e`:
 - `ppl_lo_{who}`, `ppl_hi_{who}`: the 90% interval of a prediction (`who` = a predictor) or of a measured
   value (`who` = `measured`, from its eval windows);
 - `{p}_anchored` is the predictor name of `p` corrected by measured anchor widths (`predict/anchor.py`):
-  it runs a sliced model, so it is never a dense-only prediction and never shares `p`'s columns.
+  it runs a sliced model, so it is never a dense-only prediction and never shares `p`'s columns;
+- `plan_{column}` (`planned`): `slicedim sweep --plan`'s schedule planned for the row's parameter count,
+  measured like the row (`plan_ppl_measured`, `plan_params`, ...), its widths (`plan_dims`), budget and the
+  plan statistic's predictions for it and for uniform slicing (`plan_ppl_pred`, `plan_ppl_pred_uniform`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,16 @@ def hi(metric: str, who: str) -> str:
 
 def anchored(predictor: str) -> str:
     return f"{predictor}_anchored"
+
+
+def planned(column: str) -> str:
+    return f"plan_{column}"
+
+
+PLAN_COLUMNS = tuple(planned(c) for c in (
+    "params", measured("ppl"), lo("ppl", "measured"), hi("ppl", "measured"), measured("acc"),
+    measured("mc_acc"), measured("mc_acc_norm"), "ppl_pred", "ppl_pred_uniform", "dloss_pred",
+    "dloss_pred_uniform", "budget", "dims", "cal_loss", "seconds"))
 
 
 def est(estimator: str) -> str:

@@ -5,7 +5,7 @@ is written (JSON outputs are written to a temp file and renamed into place only 
 
 To add a subcommand: write `add_foo_parser(sub)` (use `common.add_common_options` / `add_corpus_options`,
 set `func=cmd_foo` with `set_defaults`) and `cmd_foo(args) -> int` in the module of its kind (`measure`,
-`sweeps`, `analyse`, `reproduce`), and call `add_foo_parser` in `build_parser`.
+`sweeps`, `plan`, `analyse`, `reproduce`), and call `add_foo_parser` in `build_parser`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..errors import UsageError
 from .analyse import add_flow_parser, add_verify_parser
 from .common import _Parser
 from .measure import add_eval_parser, add_slice_parser
+from .plan import add_plan_parser
 from .reproduce import add_reproduce_parser
 from .sweeps import add_predict_parser, add_sweep_parser
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_slice_parser(sub)
     add_sweep_parser(sub)
     add_predict_parser(sub)
+    add_plan_parser(sub)
     add_flow_parser(sub)
     add_verify_parser(sub)
     add_reproduce_parser(sub)

@@ -12,7 +12,7 @@ from ..core.export import save_sliced
 from ..core.memory import alias_copy, peak_rss_bytes
 from ..core.sites import is_parallel, model_sites
 from ..core.size import macs_per_token, param_breakdown
-from ..core.widths import dim_for_sparsity, load_schedule, site_dims
+from ..core.widths import check_schedule_config, dim_for_sparsity, load_schedule, site_dims
 from ..errors import UsageError
 from ..eval.metrics import EvalResult, evaluate
 from ..load import models
@@ -101,7 +101,13 @@ def _check_slice_args(args: argparse.Namespace) -> list[int] | None:
         dim_for_sparsity(args.sparsity, 10**6, 1)  # range check before anything is loaded
     if args.out and Path(args.out).exists() and not args.overwrite:
         raise UsageError(f"output folder {args.out} exists (use --overwrite)")
-    return load_schedule(args.schedule) if args.schedule else None
+    if not args.schedule:
+        return None
+    schedule = load_schedule(args.schedule)
+    config = models.local_config(args.model)  # a wrong count or width fails before any weight is read
+    if config is not None:
+        check_schedule_config(schedule, config)
+    return schedule
 
 
 def _slice_inputs(args: argparse.Namespace, schedule: list[int] | None):

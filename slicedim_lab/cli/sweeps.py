@@ -6,8 +6,10 @@ import argparse
 import sys
 
 from .. import schema
+from ..errors import UsageError
 from ..sweep.executors import PointsFailed
 from ..sweep.options import add_options, config_from_args, executor_from_args
+from ..sweep.planned import plan_line, run_planned_sweep
 from ..sweep.runner import predict_only, run_sweep
 from ..viz.report import headline_text
 from ..viz.tables import error_summary
@@ -27,12 +29,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     fail for good (or Ctrl-C) end it with one line and the finished rows kept: rerun to resume."""
 
     cfg, sparsities, dims = config_from_args(args)
+    if args.plan and getattr(args, "target", None) is not None:
+        raise UsageError("--plan measures planned widths beside --sparsities or --dims, not a --target")
     executor = executor_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
+    sweep = run_planned_sweep if args.plan else run_sweep
     try:
-        rows = run_sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
-                         batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
-                         report=not args.no_report, log=log, executor=executor)
+        rows = sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
+                     batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+                     report=not args.no_report, log=log, executor=executor)
     except PointsFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -45,6 +50,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for s in summary:
         log(f"  {s['name']:<18} mean |err| {s['mean_abs_err']:6.1f}%   max |err| {s['max_abs_err']:6.1f}%")
     log(headline_text(rows, cfg.basis))
+    if args.plan:
+        log("planned vs uniform widths at the same parameter count:")
+        for r in rows:
+            if r.get(schema.planned(schema.measured("ppl"))) is not None:
+                log("  " + plan_line(r))
     write_json(args.json, {"out": str(args.out), "rows": rows, "errors": summary})
     return 0
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import torch.nn as nn
 
+from ..adapters import ADAPTERS
 from ..errors import UsageError
 from .sites import is_parallel, model_sites, n_sites
+
+MIN_SCHEDULE_WIDTH = 8  # the narrowest width a schedule may give a site
 
 
 def dim_for_sparsity(sparsity: float, hidden: int, round_interval: int = 8) -> int:
@@ -45,11 +48,7 @@ def site_dims(
     if sum(x is not None for x in (sparsity, dim, schedule)) != 1:
         raise UsageError("give exactly one of sparsity, dim or schedule")
     if schedule is not None:
-        if len(schedule) != n_sites(n_layers, parallel):
-            how = f"{n_layers} parallel layers + 1" if parallel else f"2 x {n_layers} layers + 1"
-            raise UsageError(
-                f"a schedule needs {n_sites(n_layers, parallel)} widths ({how}), got {len(schedule)}"
-            )
+        check_schedule(schedule, n_layers, hidden, parallel)
         dims = [int(d) for d in schedule]
     else:
         d = dim_for_sparsity(sparsity, hidden, round_interval) if sparsity is not None else int(dim)
@@ -62,6 +61,27 @@ def site_dims(
     return dims
 
 
+def check_schedule(schedule: list[int], n_layers: int, hidden: int, parallel: bool = False) -> None:
+    """One-line UsageError unless `schedule` has one width per site, each in [MIN_SCHEDULE_WIDTH, D]."""
+    if len(schedule) != n_sites(n_layers, parallel):
+        how = f"{n_layers} parallel layers + 1" if parallel else f"2 x {n_layers} layers + 1"
+        raise UsageError(f"a schedule needs {n_sites(n_layers, parallel)} widths ({how}), "
+                         f"got {len(schedule)}")
+    bad = [d for d in schedule if not MIN_SCHEDULE_WIDTH <= d <= hidden]
+    if bad:
+        raise UsageError(f"schedule widths must be in [{MIN_SCHEDULE_WIDTH}, {hidden}], got {bad[0]}")
+
+
+def check_schedule_config(schedule: list[int], config: Any) -> None:
+    """`check_schedule` against a model's config alone (before any weight is read); a config whose
+    architecture no adapter describes is left to the loader's one-line error."""
+    arch = (getattr(config, "architectures", None) or [None])[0]
+    if arch not in ADAPTERS:
+        return
+    parallel = bool(ADAPTERS[arch].resolve(config, arch).parallel)
+    check_schedule(schedule, config.num_hidden_layers, config.hidden_size, parallel)
+
+
 def model_site_dims(model: nn.Module, **kwargs: Any) -> list[int]:
     """`site_dims` for a loaded model: its depth, width and site list (sequential or parallel layers)."""
     cfg, parallel = model.config, is_parallel(model_sites(model))
@@ -71,8 +91,11 @@ def model_site_dims(model: nn.Module, **kwargs: Any) -> list[int]:
 def load_schedule(spec: str) -> list[int]:
     """A schedule from a JSON file (a list, or {"site_dims": [...]}) or a comma-separated list."""
     if os.path.exists(spec):
-        data = json.loads(Path(spec).read_text())
-        data = data["site_dims"] if isinstance(data, dict) else data
+        try:
+            data = json.loads(Path(spec).read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise UsageError(f"schedule file {spec} is not JSON") from None
+        data = data.get("site_dims") if isinstance(data, dict) else data
     else:
         try:
             data = [int(x) for x in spec.split(",") if x.strip()]

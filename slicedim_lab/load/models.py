@@ -24,7 +24,14 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..adapters import adapter_for
 from ..errors import UsageError
@@ -143,6 +150,28 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str | Non
     home = torch.device("cpu") if keep_on_host else dev
     model = model.to(home).eval().requires_grad_(False)
     return LoadedModel(model=model, tokenizer=tok, name=name, device=home)
+
+
+def local_config(name: str) -> PretrainedConfig | None:
+    """A model's config read from its files alone, without its weights: an alias already converted, a local
+    folder, or a hub id in the local cache; None where it is not at hand that cheaply."""
+    if name in ALIASES:
+        folder = alias_cache_dir(name)
+        if not (folder / _SOURCE_FILE).is_file():
+            return None
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+    elif _HUB_ID.match(name):
+        try:
+            return AutoConfig.from_pretrained(name, local_files_only=True)
+        except (OSError, ValueError):
+            return None
+    else:
+        return None
+    try:
+        return AutoConfig.from_pretrained(str(folder))
+    except (OSError, ValueError):
+        return None
 
 
 def _load_folder(

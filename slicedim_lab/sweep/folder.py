@@ -118,6 +118,7 @@ def read_rows(out: Path) -> list[dict]:
 def write_rows(out: Path, rows: list[dict], columns: list[str]) -> None:
     """results.csv and results.json, each replaced atomically."""
     rows = sorted(rows, key=lambda r: -r["dim"])
+    columns = columns + [c for c in schema.PLAN_COLUMNS if any(c in r for r in rows)]  # `sweep --plan`
     with atomic_file(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()

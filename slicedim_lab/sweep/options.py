@@ -59,6 +59,9 @@ def add_options(p, sweep: bool = True) -> None:
         p.add_argument("--out", required=True, help="sweep folder (results.csv/json, report.html, caches)")
         p.add_argument("--fresh", action="store_true", help="discard results of DIR made with other settings")
         p.add_argument("--no-report", action="store_true", help="do not render report.html")
+        p.add_argument("--plan", action="store_true",
+                       help="also measure, at each point, the per-site widths planned from the dense model "
+                            "for uniform slicing's parameter count (plan_* columns; docs/planning.md)")
         add_executor_options(p)
     else:
         p.add_argument("--cache", default=None,

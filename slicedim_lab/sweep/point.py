@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -68,6 +68,7 @@ class PointWork:
     pcas: list[SitePCA] | None  # the dense bases of a `dense`-basis sweep
     batch_size: int
     progress: bool
+    schedules: dict[int, list[int]] = field(default_factory=dict)  # `sweep --plan`: uniform d' → plan
 
 
 @dataclass
@@ -84,9 +85,19 @@ class Measured:
 def measure_point(work: PointWork, model: nn.Module, dim: int) -> Measured:
     """Slice `model` to `dim` (interleaved SliceGPT) or project it on the dense bases, and measure it; the
     model itself is left untouched. The one per-point function of every executor."""
+    return _measure_dims(work, model, dim, model_site_dims(model, dim=dim, slice_head=work.cfg.slice_head))
+
+
+def measure_planned(work: PointWork, model: nn.Module, dim: int) -> Measured:
+    """`sweep --plan`: slice (or project) `model` to the schedule planned for uniform width `dim`'s parameter
+    count (`work.schedules[dim]`) and measure it like any point (its result keeps `dim` as its key)."""
+    return _measure_dims(work, model, dim, work.schedules[dim])
+
+
+def _measure_dims(work: PointWork, model: nn.Module, dim: int, sd: list[int]) -> Measured:
+    """Slice (interleaved) or project (dense bases) `model` to the per-site widths `sd` and measure it."""
     t0 = time.perf_counter()
     cfg, inp, bs, bar = work.cfg, replace(work.inp, model=model), work.batch_size, work.progress
-    sd = model_site_dims(model, dim=dim, slice_head=cfg.slice_head)
     if cfg.basis == "interleaved":
         done = slice_and_measure(model, inp.cal_ids, sd, lambda m: measure(m, inp, cfg, bs, bar),
                                  batch_size=bs, progress=bar)

@@ -191,6 +191,7 @@ class SweepRunner:
         self.hidden, self.sites = sweep.hidden, model_sites(sweep.inp.model)
         self.rows: list[dict] = read_rows(self.out) if self.out is not None else []
         self._opened = False
+        self.schedules: dict[int, list[int]] = {}  # `sweep --plan`: set before the executor opens
         self._run: dict[str, Any] = {"id": uuid.uuid4().hex[:12], "started": _now(), "measured": [],
                                      "failed": {}}
         self.state = self._dense_state(widths)
@@ -241,10 +242,24 @@ class SweepRunner:
         if not self._opened:
             ex = self.executor
             inp = replace(self.inp, model=None) if ex.remote else self.inp
-            work = PointWork(self.cfg, inp, self.pcas, self.batch_size, self.progress and not ex.remote)
+            work = PointWork(self.cfg, inp, self.pcas, self.batch_size, self.progress and not ex.remote,
+                             self.schedules)
             ex.open(work, self.inp.model, self.sweep.spec, self.log)
             self._opened = True
         return self.executor
+
+    def map_points(self, fn: Callable[[PointWork, Any, int], Measured], dims: list[int]):
+        """`fn(work, model, d)` over `dims` on the executor (opened on first use), outcomes as they finish:
+        for point functions other than `point.measure_point` (`sweep --plan`'s `point.measure_planned`)."""
+        return self._executor().map(fn, dims)
+
+    def merge(self, dim: int, extra: dict) -> dict:
+        """Add the columns `extra` to the row of `dim` (measured already) and rewrite the folder's rows."""
+        row = self.measured()[dim]
+        row.update(extra)
+        if self.out is not None:
+            write_rows(self.out, self.rows, columns(self.cfg))
+        return row
 
     def _dense_point(self, dim: int) -> Measured:
         """The dense model's own metrics, from the dense state (no executor)."""

@@ -28,6 +28,7 @@ from ..predict.statistics import statistics
 from ..schema import BASES
 from ..sweep.folder import load_stats, read_dense
 from .figures import error_figure, prediction_figure, sites_figure
+from .plan import plan_sweep_figure, plan_table_html, planned_rows
 from .tables import curve_table, error_summary, measured_table, site_table
 
 HEADLINE_METRICS = ("ppl", "acc", "mc_acc")
@@ -116,6 +117,8 @@ def _figures(rows: list[dict], dense: DenseMetrics, stats: Stats) -> list[go.Fig
         figs.append(prediction_figure(cv, "mc_acc", mt, also_measured=("mc_acc_norm",),
                                       title="Multiple-choice accuracy (corpus-mc)"))
     figs.append(error_figure(mt, title="Perplexity error (signed %, predicted/measured − 1)"))
+    if planned_rows(rows):  # `slicedim sweep --plan`: planned widths beside uniform ones
+        figs.append(plan_sweep_figure(rows))
     for st in statistics():
         if st.sites is not None and stats.get(st.name) is not None:
             narrow = [d for d in dims if d < dense.hidden]
@@ -221,6 +224,7 @@ See docs/predictors.md.</p>
 <p>Predictions in brackets: signed error, % of the measured perplexity, percentage points for accuracies
 (top-1 next-token accuracy on the eval windows; MC = the corpus-mc multiple-choice task).</p>
 {_headline_html(rows, settings['basis']) if rows else ''}
+{plan_table_html(rows)}
 <h2>All predictors: errors over the swept points with s &gt; 0</h2>{_table(summary, rows, settings['basis'])}
 {''.join(parts)}
 </body></html>"""
