@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .. import schema
 from ..errors import UsageError
 from ..sweep.executors import PointsFailed
+from ..sweep.folder import read_rows
 from ..sweep.options import add_options, config_from_args, executor_from_args
 from ..sweep.planned import plan_line, run_planned_sweep
 from ..sweep.runner import predict_only, run_sweep
+from ..sweep.target import parse_target, run_target, target_lines
 from ..viz.report import headline_text
 from ..viz.tables import error_summary
 from .common import add_common_options, write_json
@@ -31,8 +34,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg, sparsities, dims = config_from_args(args)
     if args.plan and getattr(args, "target", None) is not None:
         raise UsageError("--plan measures planned widths beside --sparsities or --dims, not a --target")
+    target = parse_target(args.target) if args.target is not None else None
     executor = executor_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
+    if target is not None:
+        return _target(args, cfg, target, executor, log)
     sweep = run_planned_sweep if args.plan else run_sweep
     try:
         rows = sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
@@ -57,6 +63,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 log("  " + plan_line(r))
     write_json(args.json, {"out": str(args.out), "rows": rows, "errors": summary})
     return 0
+
+
+def _target(args: argparse.Namespace, cfg, target, executor, log) -> int:
+    """`slicedim sweep --target`: the narrowest width meeting the target in at most three measured widths."""
+    try:
+        res = run_target(cfg, args.out, target, fresh=args.fresh, batch_size=args.batch_size,
+                         device=args.device, progress=not args.no_progress, report=not args.no_report,
+                         log=log, executor=executor)
+    except PointsFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished rows are in {args.out}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    per_point = [r["seconds"] for r in read_rows(Path(args.out)) if r["dim"] < res.hidden]
+    for line in target_lines(res, sum(per_point) / len(per_point) if per_point else None):
+        log(line)
+    write_json(args.json, {"out": str(args.out), "target": res.target.text, "threshold": res.bound,
+                           "answer": res.answer, "exact": res.exact, "measured": res.measured,
+                           "new": res.new, "seconds": res.seconds, "curve": res.curve})
+    return 0 if res.answer is not None else 1
 
 
 def add_predict_parser(sub: argparse._SubParsersAction) -> None:

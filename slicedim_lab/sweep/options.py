@@ -34,6 +34,11 @@ def add_options(p, sweep: bool = True) -> None:
     pts.add_argument("--sparsities", help="comma-separated sparsities, e.g. 0,0.1,0.2,0.3,0.4,0.5")
     pts.add_argument("--dims", help="comma-separated kept widths d'")
     if sweep:
+        pts.add_argument("--target", metavar="EXPR",
+                         help="find the narrowest width meeting EXPR in at most 3 measured widths: ppl<=V, "
+                              "acc>=V or mc_acc>=V, a trailing x for a multiple of the dense value "
+                              "(e.g. ppl<=1.25x)")
+    if sweep:
         p.add_argument("--basis", default="interleaved", choices=BASES,
                        help="interleaved: real SliceGPT slicing; dense: project with the dense model's bases")
     p.add_argument("--cal-samples", type=int, default=32, help="calibration windows (default 32)")

@@ -332,12 +332,13 @@ class SweepRunner:
                 self._record()
         return failed
 
-    def _anchoring(self) -> Anchoring | None:
-        """The headline corrected by the measured anchor widths (None without anchors)."""
-        if not self.cfg.anchor_dims:
+    def _anchoring(self, widths: Sequence[int] | None = None) -> Anchoring | None:
+        """The headline corrected by the measured anchor widths (`widths`, default the settings'; None
+        without anchors)."""
+        widths = list(self.cfg.anchor_dims if widths is None else widths)
+        if not widths:
             return None
-        return anchoring(self.dense, self.stats, headline(self.cfg.basis), self.cfg.anchor_dims,
-                         self.measured_ppl())
+        return anchoring(self.dense, self.stats, headline(self.cfg.basis), widths, self.measured_ppl())
 
     def run(self, points: list[tuple[int, float]], report: bool = True) -> list[dict]:
         """Measure every point (and anchor width) not measured yet, resuming; refresh every row's
@@ -351,7 +352,12 @@ class SweepRunner:
         failed = self.measure_points(todo)
         if failed:
             raise PointsFailed(failed, self.out)
-        anchored = self._anchoring()
+        return self.finish(report=report)
+
+    def finish(self, report: bool = True, anchor_widths: Sequence[int] | None = None) -> list[dict]:
+        """Refresh every row's predictions (anchored on `anchor_widths`, default the settings' anchors),
+        rewrite the folder's rows and render the report. Returns all rows, widest first."""
+        anchored = self._anchoring(anchor_widths)
         self.rows = [with_predictions(r, self.dense, self.stats, anchored) for r in self.rows]
         if self.out is not None:
             write_rows(self.out, self.rows, columns(self.cfg))
