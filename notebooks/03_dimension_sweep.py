@@ -19,9 +19,10 @@
 # **What it shows.** Perplexity, next-token accuracy and multiple-choice accuracy against the kept width d'.
 # The predicted curves come from the dense model alone and answer for every d' at once — the slider moves them
 # instantly. **Measure d'** slices the model to the slider's d' for real, evaluates it and adds the point; the
-# error of every predictor at the measured points is shown below. The state lives in a sweep folder
-# (`SWEEP_DIR`, the format of `slicedim sweep --out`): the dense metrics, the Fisher tables and every measured
-# point are cached there, so reopening the notebook keeps them.
+# error of every predictor at the measured points is shown below. Two points (`MEASURE_SPARSITIES`) are
+# measured when the notebook first opens. The state lives in a sweep folder (`SWEEP_DIR`, the format of
+# `slicedim sweep --out`): the dense metrics, the Fisher tables and every measured point are cached there, so
+# reopening the notebook keeps them.
 #
 # Predictors (none runs a sliced model; see `slicedim_lab/predict/`):
 #
@@ -76,6 +77,7 @@ SEMI_DIMS = None  # ...or at these widths
 CACHE_DIR = ""  # the sweep folder's home; empty: $SLICEDIM_CACHE/notebooks; None: runs/notebooks
 SWEEP_DIR = None  # the sweep folder; None: one per settings under CACHE_DIR (relative: to the notebook)
 FRESH = False  # True discards a SWEEP_DIR that holds other settings
+MEASURE_SPARSITIES = [0.25, 0.5]  # measured when the notebook opens (once: the sweep folder keeps them)
 MEASURE_DIMS = None  # what the headless run measures; None: the initial d'
 
 # %%
@@ -98,6 +100,9 @@ runner = SweepRunner.open(cfg, SWEEP_DIR, lm=lm, device=DEVICE, batch_size=BATCH
                           max_layers=MAX_LAYERS, widths=SEMI_DIMS)
 print(f"dense: PPL {runner.dense.ppl:.3f}, top-1 {runner.dense.acc:.4f}, MC {runner.dense.mc_acc}; "
       f"{len(runner.rows)} point(s) already measured in {SWEEP_DIR}")
+for d in [dim_for_sparsity(s, D) for s in MEASURE_SPARSITIES]:
+    if d not in runner.measured():
+        runner.measure(d)
 
 # %% [markdown]
 # ## Drag d', then measure

@@ -64,7 +64,7 @@ def two_models_figure(spectra: pd.DataFrame, measured: pd.DataFrame, predicted: 
     """One figure, three panels, a colour per model: (1) the eigen-spectrum of the site halfway along depth
     against direction / D, the cut at 1 − s; (2) the energy discarded along relative depth at each model's
     d' = `dims[model]` (the width of `sparsity`); (3) perplexity / dense perplexity against s, measured
-    (markers) and predicted (a dashed line per predictor), the slider's s marked."""
+    (markers) and predicted (a dashed line per predictor; log scale), the slider's s marked."""
     models = list(dict.fromkeys([*spectra["model"], *measured["model"], *predicted["model"]]))
     colors = model_colors(models)
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
@@ -104,7 +104,8 @@ def two_models_figure(spectra: pd.DataFrame, measured: pd.DataFrame, predicted: 
     fig.update_xaxes(title_text="sparsity s = 1 − d'/D", row=1, col=3)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=2)
-    fig.update_yaxes(title_text="PPL / dense PPL", row=1, col=3)
     style.layout(fig, "two models side by side")
+    # the ratio spans decades (a predictor at a strong cut) or a fraction of one: labels between decades too
+    fig.update_yaxes(title_text="PPL / dense PPL", type="log", minorloglabels="complete", row=1, col=3)
     fig.update_layout(height=440)
     return fig

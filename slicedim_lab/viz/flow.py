@@ -75,7 +75,8 @@ def error_figure(table: pd.DataFrame, dim: int, layer: int | None = None) -> go.
 
 
 def lens_figure(table: pd.DataFrame, dim: int, layer: int | None = None) -> go.Figure:
-    """The logit lens along depth: KL(dense ‖ sliced) (left) and each model's next-token loss (right, log)."""
+    """The logit lens along depth: KL(dense ‖ sliced) (left) and each model's next-token loss (right, linear:
+    the lens loss spans less than a decade, where a log axis would show a single tick)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     _lines(fig, table, [("lens_kl", "KL(dense ‖ sliced), logit lens", style.SLICED_COLOR, {})],
            secondary_y=False)
@@ -85,7 +86,8 @@ def lens_figure(table: pd.DataFrame, dim: int, layer: int | None = None) -> go.F
     style.layout(fig, f"logit lens along depth at d' = {dim}", xaxis_title=SITE_AXIS,
                  shapes=_band(table, layer))
     fig.update_yaxes(title_text="KL (nats)", secondary_y=False)
-    fig.update_yaxes(title_text="next-token loss (nats)", type="log", secondary_y=True)
+    fig.update_yaxes(title_text="next-token loss (nats)", rangemode="tozero", showgrid=False,
+                     secondary_y=True)
     return fig
 
 

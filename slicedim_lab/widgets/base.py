@@ -21,7 +21,9 @@ import plotly.graph_objects as go
 from IPython.display import display
 from plotly.offline import get_plotlyjs
 
+from ..core.widths import dim_for_sparsity
 from ..files import write_text
+from ..viz.static import box_marker
 
 KEEP = ("visible", "uid")  # trace properties the front end owns (a legend click) and a redraw keeps
 
@@ -122,16 +124,23 @@ def save_run(
 
 
 def show(obj: Any, interactive: bool) -> None:
-    """Display a widget or figure in a live notebook; headless (`interactive=False`) show a plain figure
-    (so the executed notebook still holds a static plot) and skip widget boxes."""
+    """Display a widget or figure in a live notebook; headless (`interactive=False`) show plain figures
+    (so the executed notebook still holds static plots) and, after them, a marker naming the explorer's
+    widget box (`viz.static.box_marker`: a static page shows the box there, at its saved state)."""
     if isinstance(obj, Explorer):
         if interactive:
             display(obj.box)
         else:
             for fig in obj.figures.values():
                 display(go.Figure(fig))
+            display(box_marker(obj.box.model_id, len(obj.figures)), raw=True)
     else:
         display(obj)
+
+
+def default_width(hidden: int, sparsity: float = 0.25) -> int:
+    """An explorer's initial d' when none is given: `sparsity`'s width for a model of width `hidden`."""
+    return dim_for_sparsity(sparsity, hidden)
 
 
 def slider(value: int, lo: int, hi: int, description: str = "d'", step: int = 1, continuous: bool = False

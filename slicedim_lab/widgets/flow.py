@@ -12,7 +12,7 @@ from ..flow.session import FlowReport, FlowSession
 from ..flow.tables import spectrum_table
 from ..viz import flow as vf
 from ..viz.spectra import layer_spectra_figure
-from .base import Explorer, counted, live, redraw, slider
+from .base import Explorer, counted, default_width, live, redraw, slider
 
 
 class ReportCache:
@@ -35,8 +35,8 @@ class ReportCache:
 LAYER_KEYS = ("rel_error", "cosine", "lens_kl", "retained_eval")
 
 
-def flow_explorer(session: FlowSession, dim: int = 432, layer: int = 14, basis: str = "dense",
-                  attribution: bool = False, nodes: int = 2) -> Explorer:
+def flow_explorer(session: FlowSession, dim: int | None = None, layer: int | None = None,
+                  basis: str = "dense", attribution: bool = False, nodes: int = 2) -> Explorer:
     """Sliders for d' and layer over a `flow.FlowSession`: the layer's eigen-spectra with the cut, and along
     depth the energy discarded, the residual stream's relative error and cosine, the logit-lens KL and loss,
     and — while the "prediction decomposition" box is ticked (`attribution`; gradient passes with `nodes`
@@ -44,6 +44,7 @@ def flow_explorer(session: FlowSession, dim: int = 432, layer: int = 14, basis: 
     emulated forward pass with dense bases (no recalibration); "interleaved" recalibrates per d'. Moving the
     layer is instant."""
     D, L = session.D, session.L
+    dim, layer = dim or default_width(D), L // 2 if layer is None else layer
     cache = ReportCache(session, maps=False)
     spectra_t = spectrum_table(session.pcas)
     dim_s = slider(dim, 8, D, "d'", step=8)

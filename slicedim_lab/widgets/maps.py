@@ -16,7 +16,7 @@ from ..core.sites import layer_of_map
 from ..flow.maps import map_weight
 from ..flow.session import FlowSession
 from ..viz import flow as vf
-from .base import Explorer, counted, live, redraw, slider
+from .base import Explorer, counted, default_width, live, redraw, slider
 from .flow import ReportCache
 
 map_layer = layer_of_map
@@ -54,13 +54,15 @@ def layer_maps_table(maps: pd.DataFrame, layer: int, weight_kept: dict | None = 
     return df
 
 
-def maps_explorer(session: FlowSession, dim: int = 432, layer: int = 14, basis: str = "dense") -> Explorer:
+def maps_explorer(session: FlowSession, dim: int | None = None, layer: int | None = None, basis: str = "dense"
+                  ) -> Explorer:
     """How a layer's linear maps split into kept and dropped directions at d' (`flow.FlowSession` map rows):
     the share of each map's output energy (on dense eval activations) carried by the kept / dropped
     directions and the share of its weight energy that survives (from the singular values of the layer's
     maps, computed on demand); along depth, the dropped share of every map; and the singular values of one
     map, full against sliced. Sliders for d' and layer, a dropdown for the map."""
     D, L = session.D, session.L
+    dim, layer = dim or default_width(D), L // 2 if layer is None else layer
     cache = ReportCache(session, attribution=None, maps=True)
     dim_s = slider(dim, 8, D, "d'", step=8)
     layer_s = slider(min(layer, L - 1), 0, L - 1, "layer")

@@ -17,7 +17,7 @@ from ..predict.registry import DenseMetrics, predictor_names
 from ..viz.figures import prediction_figure, sites_figure
 from ..viz.style import TABLE_CSS
 from ..viz.tables import curve_table, site_table
-from .base import Explorer, counted, live, redraw, slider
+from .base import Explorer, counted, default_width, live, redraw, slider
 
 
 def prediction_html(dim: int, hidden: int, pred: Mapping[str, float], row: Mapping[str, Any] | None) -> str:
@@ -44,12 +44,12 @@ def prediction_html(dim: int, hidden: int, pred: Mapping[str, float], row: Mappi
 
 
 def theory_explorer(dense: DenseMetrics, tables: FisherTables, measured: dict[int, float] | None = None,
-                    dim: int = 432, min_dim: int | None = None) -> Explorer:
+                    dim: int | None = None, min_dim: int | None = None) -> Explorer:
     """A d' slider over the paper's law and the Fisher-increment predictions of perplexity, with measured
     points; below, where along depth the Fisher estimate charges the loss at that d' (½·mean_t (g_s·δ_s)²
     per site) next to the fraction of energy each site discards. Moves are table lookups, nothing else."""
     D = dense.hidden
-    min_dim = min_dim or max(8, D // 4)
+    dim, min_dim = dim or default_width(D), min_dim or max(8, D // 4)
     measured, stats = dict(measured or {}), {"fisher": tables}
     cv = curve_table(curves(dense, stats, min_dim, measured=measured))
     mt = pd.DataFrame({"dim": list(measured), schema.measured("ppl"): list(measured.values())})

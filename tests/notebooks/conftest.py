@@ -1,6 +1,8 @@
-"""The notebooks tier's fixtures: `notebook_params` (the small sizes) and `headless_runs` (the papermill runs,
-started as soon as the fixture is first requested, for every headless test pytest selected: the browser test
-requests it first, so the two kinds of run overlap — two kernels at a time on a 2-core machine)."""
+"""The notebooks tier's fixtures: `notebook_params` (the small sizes), `notebook_cache` (the notebooks' cache
+every run of the session shares) and `headless_runs` (the papermill runs, started as soon as the fixture is
+first requested, for every headless test pytest selected: the browser test requests it first, so the runs
+overlap its JupyterLab session, two kernels at a time on a 2-core machine; the static site is made from
+these runs)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,28 @@
 """What the notebooks tier shares (imported by conftest.py and the tests): the small sizes every notebook
 runs with here — the first 2 decoder layers of the embedded model, 2 windows × 64 tokens — and the headless
-papermill runs, one at a time in a background thread so they can overlap the browser test's runs."""
+papermill runs, one at a time in a background thread so they can overlap the browser test's runs. Each
+headless run carries the static-page builder's last cell (`slicedim_lab.viz.static.DUMP_CODE`), so the
+static site of `make pages` is made from these runs with no run of its own (`HeadlessRuns.site`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+import nbformat
+
+from slicedim_lab.viz.pages import with_dump_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+NB_DIR = ROOT / "notebooks"
 HEADLESS_TEST = "test_notebook_runs_headless"
 HEADLESS_TIMEOUT_S = 600
+WIDGETS_DIST = NB_DIR / "pages" / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
 
 SMALL = dict(DEVICE="cpu", MAX_LAYERS=2, BATCH_SIZE=2, CAL_WINDOWS=2, CAL_SEQLEN=64, EVAL_WINDOWS=2,
              EVAL_SEQLEN=64)
@@ -21,10 +30,12 @@ EXTRA = {
     "00_quickstart": dict(MAX_NEW_TOKENS=6),
     "01_activation_flow": dict(LAYER=1, NODES=1, COMPARE_INTERLEAVED=False),
     "02_linear_maps": dict(LAYER=1),
-    "03_dimension_sweep": dict(GRAD_WINDOWS=2, MC_ITEMS=4, MEASURE_DIMS=[432, 288], SEMI_DIMS=[432]),
+    "03_dimension_sweep": dict(GRAD_WINDOWS=2, MC_ITEMS=4, MEASURE_SPARSITIES=[0.25], MEASURE_DIMS=[288],
+                               SEMI_DIMS=[432]),
     # SmolLM2 against itself (2 layers): section 7's predicted curves run on SmolLM2 only
     "04_theory": dict(GRAD_WINDOWS=2, COMPARE_MODEL="smollm2-135m-instruct", PREDICT_SECOND=True),
     "05_tokens": dict(NODES=1),
+    "06_width_plan": dict(GRAD_WINDOWS=2),
 }
 
 
@@ -59,24 +70,41 @@ class HeadlessRuns:
         self.start([name])
         return self._runs[name].result()
 
+    def site(self, names: list[str]) -> Path:
+        """The static site (`slicedim_lab.viz.pages --executed`) of the headless runs of `names` (waiting for
+        them): index.html, a page per notebook, report.html from notebook 03's sweep folder, site.json."""
+        executed = [self.result(n) / f"{n}.ipynb" for n in names]
+        out = self.tmp / "site"
+        cmd = [sys.executable, "-m", "slicedim_lab.viz.pages", "--out", str(out),
+               "--executed", ",".join(map(str, executed)), "--widgets-dist", str(WIDGETS_DIST)]
+        self._call(cmd, self.tmp / "site.log", HEADLESS_TIMEOUT_S, "the static site")
+        return out
+
     def _run(self, name: str) -> Path:
         work = self.tmp / name
         work.mkdir()
-        cmd = [sys.executable, "-m", "papermill", str(NB_DIR / f"{name}.ipynb"), str(work / f"{name}.ipynb"),
+        source = work / "input.ipynb"  # the notebook with the static-page builder's last cell
+        nbformat.write(with_dump_cell(nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4)), source)
+        cmd = [sys.executable, "-m", "papermill", str(source), str(work / f"{name}.ipynb"),
                "-y", json.dumps(small_params(name, work, False, self.cache)), "--cwd", str(work),
                "-k", "python3", "--no-progress-bar"]
+        self._call(cmd, work / "papermill.log", HEADLESS_TIMEOUT_S, f"papermill on {name}")
+        return work
+
+    def _call(self, cmd: list[str], log_path: Path, timeout: int, what: str) -> None:
+        """Run `cmd` (killed after `timeout` s), its output to `log_path`; an exit status ≠ 0 raises."""
+        env = {**os.environ, "PLOTLY_RENDERER": "plotly_mimetype"}  # figures as JSON, as the site reads them
         with self._lock:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
             self._procs.append(proc)
         try:
-            log, _ = proc.communicate(timeout=HEADLESS_TIMEOUT_S)
+            log, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             log, _ = proc.communicate()
-        (work / "papermill.log").write_text(log)
+        log_path.write_text(log)
         if proc.returncode != 0:
-            raise RuntimeError(f"papermill failed on {name} (exit {proc.returncode}):\n{log[-4000:]}")
-        return work
+            raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{log[-4000:]}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

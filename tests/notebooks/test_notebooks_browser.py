@@ -1,5 +1,6 @@
-"""Every notebook opens and runs in JupyterLab in headless Debian chromium, and one widget interaction per
-notebook changes a rendered figure.
+"""Every notebook opens and runs in JupyterLab in headless Debian chromium, and its widget interactions
+change a rendered figure; the static pages of `make pages` open from disk with the network blocked and draw
+every figure.
 
 One JupyterLab server (free localhost port, fresh token) serves prepared copies of all notebooks (the small
 sizes of `notebook_params` injected with papermill's prepare-only mode, INTERACTIVE=True). One chromium,
@@ -8,6 +9,11 @@ checks that no cell failed and that plotly figures rendered (`.js-plotly-plot`),
 keyboard as a user would (or clicks a button) and waits until the data of a figure in that explorer differ;
 in 00 it also clicks Generate (the answers come back through the widget comm). Screenshots before and after
 each interaction are kept in the test's tmp dir (printed; `--basetemp` to choose it).
+
+The static site (`slicedim_lab.viz.pages`, made from the headless papermill runs: their explorers' boxes at
+the state the scripted moves left) is opened page by page from disk by `browser/check_pages.js`: every
+request that is not a file: URL is aborted, and every figure must be drawn (plotly svg), every widget view
+rendered with the sliders at their saved values, the token view's hover card present, with no page error.
 
 `browser/setup.sh` installs chromium and playwright-core idempotently; SLICEDIM_SKIP_BROWSER=1 skips this.
 """
@@ -40,7 +46,9 @@ INTERACTIONS: dict[str, dict] = {
     "01_activation_flow": dict(slider="layer", keys=-1),  # LAYER=1 -> 0: that layer's spectra
     "02_linear_maps": dict(slider="layer", keys=-1),  # that layer's maps
     "03_dimension_sweep": dict(slider="d'", keys=-1),  # the predictors' values at the slider's d'
-    "04_theory": dict(slider="d'", nth=-1, keys=-1),  # the theory explorer's per-site Fisher increments
+    "04_theory": dict(steps=[dict(slider="d'", nth=-1, keys=-1),  # the theory explorer's per-site charge
+                             dict(slider="s", keys=1)]),  # two models: the energy discarded at another s
+    "05_tokens": dict(slider="d'", keys=-1),  # the token table at d' − 8: the by-kind bars and the scatter
 }
 NOTEBOOKS = sorted(INTERACTIONS)
 
@@ -166,3 +174,34 @@ def test_notebook_runs_in_jupyterlab(name: str, lab_runs: tuple[Path, dict[str, 
         assert "dense" in result["answers"], result["answers"]
     record = json.loads((tmp / name / "out" / f"{name}.json").read_text())  # the notebook's last cell ran
     assert record["figures"], record
+
+
+def check_pages(pages: list[Path], shots: Path, timeout_s: int = 120) -> list[dict]:
+    """Run `browser/check_pages.js` over `pages` (opened from disk, network blocked); its JSON results."""
+    args = {"pages": [str(p) for p in pages], "shots": str(shots), "timeout_s": timeout_s}
+    proc = subprocess.run(["node", str(BROWSER_DIR / "check_pages.js"), json.dumps(args)],
+                          capture_output=True, text=True, timeout=len(pages) * (timeout_s + 30))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_static_pages_render_offline(headless_runs: HeadlessRuns, browser_ready: None, tmp_path: Path
+                                     ) -> None:
+    site = headless_runs.site(NOTEBOOKS)
+    built = json.loads((site / "site.json").read_text())
+    assert sorted(e["name"] for e in built["pages"]) == NOTEBOOKS and built["report"]
+    pages = [site / "index.html", site / "report.html"] + [site / e["page"] for e in built["pages"]]
+    results = {Path(r["page"]).stem: r for r in check_pages(pages, tmp_path / "shots")}
+    print(f"screenshots: {tmp_path / 'shots'}")
+    for name, r in results.items():
+        assert not r["blocked"], (name, r["blocked"])  # nothing was fetched from the network
+        assert not r["errors"], (name, r["errors"])
+    assert results["report"]["plots"] >= 3  # report.html: plotly.js inline, its panels drawn
+    for e in built["pages"]:
+        r = results[e["name"]]
+        assert r["figures"] == e["figures"] >= 1 and r["drawn"] == r["figures"], (e["name"], r, e)
+        assert r["widgets"] >= 1 and r["sliders"], (e["name"], r)  # the widget boxes, from their saved state
+        assert all(readout for _, readout in r["sliders"]), r["sliders"]
+    assert ["d'", "336"] in results["05_tokens"]["sliders"]  # the d' the headless moves left (432 − 96)
+    assert "entered at site" in results["05_tokens"]["token_tip"]  # the hover card of a coloured token
+    assert ["layer", "1"] in results["01_activation_flow"]["sliders"]  # LAYER as the run set it

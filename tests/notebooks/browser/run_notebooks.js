@@ -6,7 +6,8 @@
 //     "slider": "site", "keys": 1, "generate": true}]}'
 // Per notebook: "slider" (a slider's description, e.g. "layer" or "d'"), "nth" (which slider of that name,
 // 0 = first, -1 = last), "keys" (ArrowRight presses on its handle, negative: ArrowLeft), or "click" (a
-// button's label) instead of a slider; "generate": also click a Generate button and wait for the answers.
+// button's label) instead of a slider — or "steps", a list of such interactions made one after the other,
+// each of which must change a figure; "generate": also click a Generate button and wait for the answers.
 // The figures compared are those of the widget box holding the control (an explorer's figures).
 // Prints one JSON line: a list of {"notebook", "ok", "cells", "plots", "errors", "changed", "value",
 // "answers", "screenshots", "log"}. Needs JupyterLab started with --LabApp.expose_app_in_browser=True.
@@ -35,7 +36,7 @@ async function runOne(page, nb) {
   const log = [];
   const note = (m) => log.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`);
   const result = { notebook: nb.notebook, ok: false, cells: 0, plots: 0, errors: [], changed: false,
-                   value: null, answers: "", screenshots: [], log };
+                   value: null, values: [], answers: "", screenshots: [], log };
   currentNote = note;
   fs.mkdirSync(nb.shots, { recursive: true });
   const shot = async (name) => {
@@ -87,53 +88,62 @@ async function runOne(page, nb) {
     await panel.locator(".js-plotly-plot .main-svg").first().waitFor({ timeout: left() });
     result.plots = await panel.locator(".js-plotly-plot").count();
 
-    // the control, and the widget box around it that holds figures (its explorer)
-    let control;
-    if (nb.click) {
-      control = panel.locator("button.jupyter-button", { hasText: nb.click }).first();
-    } else {
-      const sliders = panel.locator(".widget-slider").filter({
-        has: page.locator("label.widget-label", { hasText: new RegExp(`^${nb.slider}$`) }) });
-      const n = await sliders.count();
-      if (!n) throw new Error(`no slider "${nb.slider}"`);
-      control = sliders.nth(nb.nth < 0 ? n + nb.nth : nb.nth || 0);
-    }
-    await control.scrollIntoViewIfNeeded();
-    const box = await control.evaluateHandle((el) => {
-      let b = el.parentElement;
-      while (b && !b.querySelector(".js-plotly-plot")) b = b.parentElement;
-      return b;
-    });
-    // settle: the figures' data no longer change on their own
-    let before = await box.evaluate(figureDigests);
-    for (let i = 0; i < 20; i++) {
-      await page.waitForTimeout(500);
-      const again = await box.evaluate(figureDigests);
-      if (JSON.stringify(again) === JSON.stringify(before)) break;
-      before = again;
-    }
-    if (!before.length) throw new Error("no figure next to the control");
-    await shot("01_before");
-    if (nb.click) {
-      await control.click();
-      note(`clicked ${nb.click}`);
-    } else {
-      const handle = control.locator(".noUi-handle").first();
-      await handle.focus();
-      for (let i = 0; i < Math.abs(nb.keys || 1); i++) {
-        await page.keyboard.press((nb.keys || 1) > 0 ? "ArrowRight" : "ArrowLeft");
+    // each step: a control, and the widget box around it that holds figures (its explorer)
+    const steps = nb.steps || [nb];
+    result.changed = true;
+    result.values = [];
+    for (let k = 0; k < steps.length; k++) {
+      const step = steps[k];
+      let control;
+      if (step.click) {
+        control = panel.locator("button.jupyter-button", { hasText: step.click }).first();
+      } else {
+        const sliders = panel.locator(".widget-slider").filter({
+          has: page.locator("label.widget-label", { hasText: new RegExp(`^${step.slider}$`) }) });
+        const n = await sliders.count();
+        if (!n) throw new Error(`no slider "${step.slider}"`);
+        control = sliders.nth(step.nth < 0 ? n + step.nth : step.nth || 0);
       }
-      result.value = (await control.locator(".widget-readout").first().innerText()).trim();
-      note(`slider ${nb.slider} moved to ${result.value}`);
+      await control.scrollIntoViewIfNeeded();
+      const box = await control.evaluateHandle((el) => {
+        let b = el.parentElement;
+        while (b && !b.querySelector(".js-plotly-plot")) b = b.parentElement;
+        return b;
+      });
+      // settle: the figures' data no longer change on their own
+      let before = await box.evaluate(figureDigests);
+      for (let i = 0; i < 20; i++) {
+        await page.waitForTimeout(500);
+        const again = await box.evaluate(figureDigests);
+        if (JSON.stringify(again) === JSON.stringify(before)) break;
+        before = again;
+      }
+      if (!before.length) throw new Error("no figure next to the control");
+      await shot(`${k}1_before`);
+      if (step.click) {
+        await control.click();
+        note(`clicked ${step.click}`);
+      } else {
+        const handle = control.locator(".noUi-handle").first();
+        await handle.focus();
+        for (let i = 0; i < Math.abs(step.keys || 1); i++) {
+          await page.keyboard.press((step.keys || 1) > 0 ? "ArrowRight" : "ArrowLeft");
+        }
+        result.value = (await control.locator(".widget-readout").first().innerText()).trim();
+        result.values.push(result.value);
+        note(`slider ${step.slider} moved to ${result.value}`);
+      }
+      let changed = false;
+      await page.waitForFunction(([el, old]) => {
+        return JSON.stringify(window.figureDigests(el)) !== old;
+      }, [box, JSON.stringify(before)], { timeout: left(), polling: 500 }).then(() => {
+        changed = true;
+      }).catch(() => note("the figures did not change"));
+      result.changed = result.changed && changed;
+      note(`figures changed: ${changed}`);
+      await page.waitForTimeout(1000);
+      await shot(`${k}2_after`);
     }
-    await page.waitForFunction(([el, old]) => {
-      return JSON.stringify(window.figureDigests(el)) !== old;
-    }, [box, JSON.stringify(before)], { timeout: left(), polling: 500 }).then(() => {
-      result.changed = true;
-    }).catch(() => note("the figures did not change"));
-    note(`figures changed: ${result.changed}`);
-    await page.waitForTimeout(1000);
-    await shot("02_after");
     // click Generate (the callback runs in the kernel, the answers come back through the widget comm)
     if (nb.generate) {
       const button = panel.locator("button.jupyter-button", { hasText: "Generate" }).first();

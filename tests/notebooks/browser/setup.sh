@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup for tests/notebooks/test_notebooks_browser.py: Debian chromium, and playwright-core (npm)
-# next to this script.
+# Idempotent setup for tests/notebooks/test_notebooks_browser.py: Debian chromium, playwright-core (npm)
+# next to this script, and the widget manager the static pages embed (npm, notebooks/pages/).
 # Browser downloads (`playwright install`) do not work offline; playwright-core drives the Debian binary.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,5 +12,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 if [ ! -f "$here/node_modules/playwright-core/package.json" ]; then
     npm install --prefix "$here" --no-audit --no-fund --silent >/dev/null  # as pinned in package.json
+fi
+pages="$here/../../../notebooks/pages"
+if [ ! -f "$pages/node_modules/@jupyter-widgets/html-manager/dist/embed.js" ]; then
+    npm install --prefix "$pages" --no-audit --no-fund --silent >/dev/null  # as pinned in its package.json
 fi
 echo "browser setup ok: $(/usr/bin/chromium --version 2>/dev/null || echo chromium?) / playwright-core $(node -p "require('$here/node_modules/playwright-core/package.json').version")"

@@ -51,6 +51,8 @@ def test_depth_figures(table) -> None:
     assert [t.yaxis for t in err.data] == ["y", "y2"] and not err.layout.shapes
     lens = vf.lens_figure(table, 24, layer=1)
     assert [t.line.dash for t in lens.data] == [None, "dot", "dot"]
+    # the lens loss spans less than a decade: a linear right axis from 0 (a log one showed a single tick)
+    assert lens.layout.yaxis2.type != "log" and lens.layout.yaxis2.rangemode == "tozero"
 
 
 def test_attribution_title_asks_until_computed(table) -> None:
