@@ -180,7 +180,7 @@ def plan_tables(
     forward+backward per batch of `grad_ids` (windows the PCA did not see) with sampled labels, reduced at
     once into Σ_t (g_s·δ_s)² for every site and width pair of the grid."""
     t0 = time.perf_counter()
-    dm = moments or dense_moments(model, cal_ids, batch_size, cross=False, progress=progress)
+    dm = moments or dense_moments(model, cal_ids, batch_size, cross=False, logits=False, progress=progress)
     pcas = pcas if pcas is not None else [pca(h) for h in dm.second]
     D = model.config.hidden_size
     grid = width_grid(D, step)
@@ -223,7 +223,7 @@ class PlanRule:
         return asdict(self)
 
 
-RULE = PlanRule()
+RULE = PlanRule()  # plan v1, frozen before any held-out corpus was planned: experiments/results/plan_v1.md
 SOLVER = "Lagrangian relaxation, exact Viterbi along the site chain, multiplier bisected; greedy fill"
 
 
