@@ -96,7 +96,7 @@ class Planner:
                           None if u_dl is None else from_dloss(self.dense, u_dl).ppl)
 
 
-def make_planner(model: nn.Module, inp: Inputs, dense: DenseMetrics, *, seed: int = 0,
+def make_planner(model: nn.Module, inp: Inputs | None, dense: DenseMetrics, *, seed: int = 0,
                  tables: PlanTables | None = None, rule: PlanRule = RULE, progress: bool = True) -> Planner:
     """A planner for `model` from its windows (`inputs.load_inputs`): the tables made unless given."""
     if tables is None:

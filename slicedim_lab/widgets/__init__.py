@@ -10,6 +10,7 @@ from .base import Explorer, redraw, save_figures, save_run, show
 from .compare import ModelTables, comparison_table, model_tables, two_models_explorer
 from .flow import ReportCache, flow_explorer
 from .maps import layer_maps_table, map_layer, map_singular_values, map_table, maps_explorer
+from .plan import notebook_planner, plan_explorer, plan_table
 from .quickstart import compare_table, generation_explorer, metrics_figure
 from .spectrum import spectrum_explorer
 from .sweep import SweepBench, sweep_explorer, sweep_table
@@ -22,7 +23,8 @@ __all__ = [
     "Explorer", "ModelTables", "ReportCache", "SweepBench", "compare_logits", "compare_table",
     "comparison_table", "flow_explorer", "generate_text", "generation_explorer", "implied_kappa",
     "keep_first_layers", "keep_layers", "layer_maps_table", "map_layer", "map_singular_values", "map_table",
-    "maps_explorer", "metrics_figure", "model_logits", "model_tables", "paper_law_figure", "prediction_html",
+    "maps_explorer", "metrics_figure", "model_logits", "model_tables", "notebook_planner", "paper_law_figure",
+    "plan_explorer", "plan_table", "prediction_html",
     "redraw", "rmsnorm_invariance", "save_figures", "save_run", "show", "spectrum_explorer", "sweep_explorer",
     "sweep_table", "theory_explorer", "tokens_explorer", "two_models_explorer",
 ]

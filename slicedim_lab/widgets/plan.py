@@ -1,19 +1,38 @@
 """The plan explorer: a parameter-budget slider over a `Planner` (dense-only tables, made once); each move
 re-plans (milliseconds) and redraws the widths along depth with the per-site costs that chose them
-(`viz.plan.plan_figure`), beside uniform slicing at the same count."""
+(`viz.plan.plan_figure`), beside uniform slicing at the same count. `notebook_planner` makes the planner
+of a notebook's setup, its tables kept in the notebooks' cache."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import ipywidgets as W
 import pandas as pd
 
+from ..cache import token_fingerprint
 from ..errors import UsageError
-from ..predict.plan import site_rows, uniform_dims
-from ..sweep.planned import Planner
+from ..predict.plan import PlanTables, plan_tables, site_rows, uniform_dims
+from ..predict.registry import DenseMetrics
+from ..sweep.planned import Planner, make_planner
 from ..viz.plan import plan_figure
 from .base import Explorer, counted, live, redraw
+from .setup import NotebookSetup
+
+
+def notebook_planner(setup: NotebookSetup, batch_size: int = 4) -> Planner:
+    """The planner of a notebook's model and windows: its dense metrics on the eval windows and the plan
+    tables on the calibration and held-out gradient windows (both cached in the setup's store)."""
+    if setup.grad is None:
+        raise UsageError("planning needs gradient windows: notebook_setup(..., grad_windows=N)")
+    ev = setup.dense_metrics(batch_size)
+    dense = DenseMetrics(ppl=ev.ppl, acc=ev.accuracy, hidden=setup.hidden)
+    model = setup.lm.model
+    key = {"cal": token_fingerprint(setup.cal), "grad": token_fingerprint(setup.grad)}
+    tables = setup.store.memo("plan-tables", key, lambda: plan_tables(model, setup.cal, setup.grad), asdict,
+                              lambda p: PlanTables(**p))
+    return make_planner(model, None, dense, tables=tables)
 
 
 def plan_table(planner: Planner, fraction: float) -> tuple[pd.DataFrame, dict]:

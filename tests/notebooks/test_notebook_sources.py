@@ -11,7 +11,7 @@ import pytest
 
 NB_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = ("00_quickstart", "01_activation_flow", "02_linear_maps", "03_dimension_sweep", "04_theory",
-             "05_tokens")
+             "05_tokens", "06_width_plan")
 
 
 def test_notebooks_found() -> None:
