@@ -1,8 +1,9 @@
 """The notebooks' shared on-disk cache: dense state made once, reused across notebooks and runs.
 
 A `Store` is one folder per (model, corpus, settings) — `Store.open(root, model=..., ...)` hashes what it is
-given, plus a cheap fingerprint of the weights (`weights_fingerprint`), so another model of the same name or
-changed weights never read a stale entry. Inside it, an entry is named by what it is and its own parameters
+given, plus a cheap fingerprint of the weights (`weights_fingerprint`: its weight files, or its parameters'
+sums for a model built in memory), so another model of the same name or changed weights never read a stale
+entry. Inside it, an entry is named by what it is and its own parameters
 (`Store.memo("dense-pca", {...}, make, encode, decode)`): a file holding plain data (tensors, lists, dicts,
 numbers, strings: read back with `torch.load(weights_only=True)`), or a folder (`Store.folder_entry`, e.g.
 a saved sliced model). Entries are written atomically (`files.atomic_file`, `files.atomic_folder`), so an
@@ -40,14 +41,31 @@ def digest(params: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
+
+
+def weight_files(model: nn.Module) -> list[Path]:
+    """The weight files of the folder the model was loaded from (none for a model built in memory)."""
+    folder = Path(getattr(model, "name_or_path", "") or "")
+    if not str(folder) or not folder.is_dir():
+        return []
+    return sorted(f for pattern in WEIGHT_FILES for f in folder.glob(pattern))
+
+
 @torch.no_grad()
 def weights_fingerprint(model: nn.Module) -> str:
-    """A cheap fingerprint of a model's weights: every parameter's name, shape and float64 sum (one pass over
-    memory, no copy), with the class and config: changed weights change it."""
+    """A cheap fingerprint of a model's weights, with its class and config (so a model cut to its first layers
+    is another model): for a model loaded from a folder, its weight files' names, sizes and modification
+    times (reading 0.5 GB of weights would cost seconds); for one built in memory, every parameter's name,
+    shape and float64 sum."""
     config = getattr(model, "config", None)
     parts = [type(model).__name__, config.to_json_string(use_diff=True) if config is not None else ""]
-    for name, p in model.named_parameters():
-        parts.append(f"{name}{tuple(p.shape)}{float(p.sum(dtype=torch.float64)):.15e}")
+    files = weight_files(model)
+    if files:
+        parts += [f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    else:
+        parts += [f"{name}{tuple(p.shape)}{float(p.sum(dtype=torch.float64)):.15e}"
+                  for name, p in model.named_parameters()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from slicedim_lab.cache import Store, digest, plain, token_fingerprint, weights_fingerprint
 from slicedim_lab.testing import tiny_model
@@ -73,6 +74,16 @@ def test_fingerprints_follow_the_weights_and_the_tokens() -> None:
     assert token_fingerprint(ids) == token_fingerprint(ids.clone())
     assert token_fingerprint(ids) != token_fingerprint(ids.reshape(4, 3)) != token_fingerprint(ids + 1)
     assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+
+
+def test_a_model_from_a_folder_is_known_by_its_files(tmp_path: Path) -> None:
+    tiny_model("llama", seed=0).save_pretrained(tmp_path / "m")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    first = weights_fingerprint(loaded)
+    assert first == weights_fingerprint(AutoModelForCausalLM.from_pretrained(tmp_path / "m"))
+    assert first != weights_fingerprint(tiny_model("llama", seed=0))  # the same weights built in memory
+    tiny_model("llama", seed=1).save_pretrained(tmp_path / "m")  # the folder's weights replaced
+    assert weights_fingerprint(AutoModelForCausalLM.from_pretrained(tmp_path / "m")) != first
 
 
 def test_plain_converts_numpy() -> None:
