@@ -25,6 +25,7 @@ a suffix sum and a two-dimensional suffix sum over blocks of `step` coordinates 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -107,6 +108,15 @@ class PlanTables:
     @classmethod
     def load(cls, path: str | Path) -> PlanTables:
         return cls(**torch.load(path, weights_only=False))
+
+
+def windows_digest(*windows: Tensor) -> str:
+    """A short hash of token windows: which calibration and gradient windows a set of tables was made on."""
+    h = hashlib.sha256()
+    for w in windows:
+        h.update(str(tuple(w.shape)).encode())
+        h.update(w.to(torch.int64).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def width_grid(hidden: int, step: int = STEP) -> list[int]:
@@ -201,7 +211,8 @@ def plan_tables(
     energy = torch.stack([torch.cat([torch.zeros(1, dtype=torch.float64), p.retained_energy().double()])
                           [grid] for p in pcas])
     settings = {"step": step, "seed": seed, "cal_windows": int(cal_ids.shape[0]),
-                "grad_windows": int(grad_ids.shape[0]), "statistic": "fisher increments, dense bases"}
+                "grad_windows": int(grad_ids.shape[0]), "windows": windows_digest(cal_ids, grad_ids),
+                "statistic": "fisher increments, dense bases"}
     return PlanTables(hidden=D, grid=grid, pair=pair, tokens=tokens, energy=energy,
                       cal_nll=dm.cal_nll if not math.isnan(dm.nll_sum) else float("nan"),
                       labels=[s.label for s in model_sites(model)], settings=settings,

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch.nn as nn
 
 from .. import schema
+from ..core.sites import model_sites
 from ..core.size import WidthCost, count_params, width_cost
 from ..errors import UsageError
 from ..files import write_json
@@ -34,6 +35,7 @@ from ..predict.plan import (
     plan_widths,
     uniform_at,
     uniform_dims,
+    windows_digest,
 )
 from ..predict.registry import DenseMetrics, from_dloss
 from . import point
@@ -105,13 +107,13 @@ def make_planner(model: nn.Module, inp: Inputs | None, dense: DenseMetrics, *, s
 
 
 def tables_file(path: Path, model: nn.Module, inp: Inputs, seed: int, progress: bool, log: Log) -> PlanTables:
-    """Plan tables kept in `path`: read back when they were made for these windows' counts and seed, else made
-    from the dense model and saved."""
-    want = {"cal_windows": int(inp.cal_ids.shape[0]), "grad_windows": int(inp.grad_ids.shape[0]),
-            "seed": seed}
+    """Plan tables kept in `path`: read back when they were made on these very windows (their digest) with
+    this seed, for a model of this width and depth, else made from the dense model and saved."""
+    want = {"windows": windows_digest(inp.cal_ids, inp.grad_ids), "seed": seed}
     if path.exists():
         t = PlanTables.load(path)
-        if {k: t.settings.get(k) for k in want} == want and t.hidden == model.config.hidden_size:
+        same = t.hidden == model.config.hidden_size and len(t.labels) == len(model_sites(model))
+        if {k: t.settings.get(k) for k in want} == want and same:
             return t
         log(f"{path}: made with other settings, made again")
     t = plan_tables(model, inp.cal_ids, inp.grad_ids, seed=seed, progress=progress)
