@@ -167,13 +167,33 @@ def own_tensors(module: nn.Module, foreign: set[int]) -> int:
     return copied
 
 
-def _rss_of(status_file: Path) -> int:
-    """A process's resident set in bytes from its /proc status file (0 once it is gone)."""
+# The watcher runs the command and reports its peak. It exists because the kernel's max resident set of a
+# child (wait4) includes the image it was forked from: a child forked by a large process (pytest after a
+# model fixture) starts with that process's resident set as its peak. The watcher is a fresh, small
+# interpreter, so the command it forks starts small and wait4 there measures the command alone.
+_WATCH = """
+import os, subprocess, sys, time
+out, kill_above, poll_s, cmd = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+def rss(pid):
     try:
-        text = status_file.read_text()
+        text = open(f"/proc/{pid}/status").read()
     except OSError:
         return 0
-    return next((int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("VmRSS:")), 0)
+    return next((int(x.split()[1]) * 1024 for x in text.splitlines() if x.startswith("VmRSS:")), 0)
+proc = subprocess.Popen(cmd)
+killed = False
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if kill_above and not killed and rss(proc.pid) > kill_above:
+        proc.kill()
+        killed = True
+    time.sleep(poll_s)
+peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+with open(out, "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {peak} {int(killed)}")
+"""
 
 
 @dataclass
@@ -190,22 +210,18 @@ class Measured:
 def run_measured(cmd: list[str], kill_above: int | None = None, env: dict | None = None,
                  poll_s: float = 0.1) -> Measured:
     """Run `cmd` in a fresh process and return its peak RSS (the kernel's max resident set of that process,
-    via wait4); stopped (SIGKILL) as soon as its resident set passes `kill_above` bytes, so a check that
-    fails cannot exhaust a shared machine."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        killed = False
-        status_file = Path(f"/proc/{proc.pid}/status")
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if kill_above is not None and not killed and _rss_of(status_file) > kill_above:
-                proc.kill()
-                killed = True
-            time.sleep(poll_s)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    via wait4, taken by a small watcher process so the caller's own size is not counted); stopped (SIGKILL)
+    as soon as its resident set passes `kill_above` bytes, so a check that fails cannot exhaust a shared
+    machine."""
+    with (tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err,
+          tempfile.TemporaryDirectory() as tmp):
+        report = Path(tmp) / "measured"
+        watcher = [sys.executable, "-S", "-c", _WATCH, str(report), str(kill_above or 0), str(poll_s), *cmd]
+        subprocess.run(watcher, stdout=out, stderr=err, env=env, check=False)
         out.seek(0)
         err.seek(0)
-        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        return Measured(proc.returncode, peak, out.read(), err.read(), killed)
+        stdout, stderr = out.read(), err.read()
+        if not report.exists():
+            raise RuntimeError(f"the memory watcher did not report:\n{stderr[-2000:]}")
+        code, peak, killed = (int(x) for x in report.read_text().split())
+        return Measured(code, peak, stdout, stderr, bool(killed))
