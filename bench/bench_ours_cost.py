@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from slicedim_lab.core.widths import model_site_dims
+from slicedim_lab.predict.jvp import jvp_tables
 from slicedim_lab.predict.moments import dense_moments
-from slicedim_lab.predict.ours import ours_tables
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.inputs import load_inputs, measure
 from slicedim_lab.sweep.point import slice_and_measure
@@ -33,7 +33,7 @@ def time_ours(inp, batch_size: int) -> tuple[float, dict, float]:
     t0 = time.perf_counter()
     moments = dense_moments(inp.model, inp.cal_ids, batch_size, logits=False, progress=False)
     t_moments = time.perf_counter() - t0
-    tables = ours_tables(inp.model, inp.eval_ids, moments, progress=False)
+    tables = jvp_tables(inp.model, inp.eval_ids, moments, progress=False)
     total = time.perf_counter() - t0
     return total, {"moments": t_moments, **tables.timing}, tables.dloss_anchor
 

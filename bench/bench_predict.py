@@ -96,7 +96,7 @@ def main() -> None:
     rows = run_sweep(cfg, folder, sparsities=SPARSITIES, device="cpu", progress=False)
     stats = load_stats(folder)
     dense = json.loads((folder / "dense.json").read_text())
-    res = summarise(rows, dense, stats["fisher"], stats["ours"])
+    res = summarise(rows, dense, stats["fisher"], stats.get("jvp"))
     res.update(corpus=args.corpus, basis=args.basis, folder=str(folder))
     (folder / "bench.json").write_text(json.dumps(res, indent=1))
     print(f"\n{args.corpus} ({args.basis} slicing), dense PPL {dense['ppl']:.3f}, acc {dense['acc']:.4f}; "

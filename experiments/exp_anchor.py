@@ -19,8 +19,8 @@ import time
 
 from lab import folder, load
 
+from slicedim_lab.predict.jvp import jvp_tables
 from slicedim_lab.predict.moments import dense_moments
-from slicedim_lab.predict.ours import ours_tables
 
 MOMENTS_BATCH = 4  # the recorded anchors' (a sweep's `ours` statistic uses predict.moments.BATCH_SIZE)
 
@@ -36,7 +36,7 @@ def main() -> None:
     moments = dense_moments(inp.model, inp.cal_ids, MOMENTS_BATCH, logits=False, progress=False)
     t_moments = time.perf_counter() - t0
     extra = {} if args.anchor_sparsity is None else {"anchor_sparsity": args.anchor_sparsity}
-    t = ours_tables(inp.model, inp.eval_ids, moments, settings=extra, progress=False)
+    t = jvp_tables(inp.model, inp.eval_ids, moments, settings=extra, progress=False)
     settings = {**t.settings, "anchor_dim": t.anchor_dim}
     out = {"hidden": t.hidden, "window_dl": t.window_dl, "settings": settings,
            "timing": {**t.timing, "moments": t_moments}, "computed_by": "package (central difference)"}

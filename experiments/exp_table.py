@@ -20,31 +20,31 @@ import math
 from lab import LAB, RESULTS
 
 from slicedim_lab.predict.anchor import anchored_ppl, make_anchors
-from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, interval
+from slicedim_lab.predict.jvp import JVP_SETTINGS, JvpTables, interval
 
 D = 576
 ANCHORINGS = ([400], [400, 288], [456, 344])
 
 
-def from_lab(corpus: str) -> tuple[float, dict[int, float], OursTables]:
+def from_lab(corpus: str) -> tuple[float, dict[int, float], JvpTables]:
     f = LAB / corpus
     ppl0 = json.loads((f / "dense_eval.json").read_text())["ppl"]
     measured = {int(p.stem.split("_")[1]): json.loads(p.read_text())["ppl"] for p in f.glob("point_*.json")}
     a = json.loads((f / "ours_anchor.json").read_text())
-    t = OursTables(hidden=a["hidden"], anchor_dim=a["settings"]["anchor_dim"], window_dl=a["window_dl"],
-                   settings=dict(OURS_SETTINGS))
+    t = JvpTables(hidden=a["hidden"], anchor_dim=a["settings"]["anchor_dim"], window_dl=a["window_dl"],
+                   settings=dict(JVP_SETTINGS))
     return ppl0, measured, t
 
 
-def from_record(corpus: str, rec: dict) -> tuple[float, dict[int, float], OursTables]:
+def from_record(corpus: str, rec: dict) -> tuple[float, dict[int, float], JvpTables]:
     measured = {int(d): v for d, v in rec["ppl"][corpus].items()}
     ppl0 = rec["ppl0"][corpus]
     dl_j = math.log(measured[512] * (1 + rec["ours_err_at_512_pct"][corpus] / 100) / ppl0)
-    t = OursTables(hidden=D, anchor_dim=512, window_dl=[dl_j], settings=dict(OURS_SETTINGS))
+    t = JvpTables(hidden=D, anchor_dim=512, window_dl=[dl_j], settings=dict(JVP_SETTINGS))
     return ppl0, measured, t
 
 
-def table(corpus: str, ppl0: float, measured: dict[int, float], t: OursTables) -> dict:
+def table(corpus: str, ppl0: float, measured: dict[int, float], t: JvpTables) -> dict:
     """Rows of errors and coverage; returns the summary numbers."""
     dims = sorted(measured, reverse=True)
     pred = {d: t.dloss(d) for d in dims}

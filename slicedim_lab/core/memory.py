@@ -13,12 +13,10 @@ from __future__ import annotations
 import copy
 import ctypes
 import mmap
-import os
 import resource
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path

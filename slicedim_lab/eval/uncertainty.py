@@ -7,12 +7,14 @@ windows (not the tokens, which are correlated inside a window) are the independe
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 LEVEL = 0.9  # the nominal level of every interval in this package
+Z = NormalDist().inv_cdf((1 + LEVEL) / 2)  # 1.645: the normal quantile of a two-sided LEVEL interval
 N_BOOT = 2000
 
 

@@ -10,8 +10,9 @@
 - `dense.json`: the dense model's metrics (eval PPL/accuracy, multiple-choice accuracy, its width, its loss on
   the calibration windows), computed once.
 - `<name>.pt`: each registered dense statistic made for the sweep's basis (`predict/statistics.py`: e.g.
-  `fisher.pt`, the Fisher-increment tables; `ours.pt`, the headline `ours` of interleaved sweeps), computed
-  once; one whose prediction settings (`Statistic.depends_on`) changed is dropped and made again.
+  `fisher.pt`, the Fisher-increment tables; `jvp.pt`, the dense JVP of `jvp_power` and `ours`, interleaved
+  sweeps only), computed once; one whose prediction settings (`Statistic.depends_on`) changed is dropped
+  and made again.
 - `results.csv` / `results.json`: one row per finished point, rewritten atomically after each point, so an
   interrupted sweep resumes at the first unfinished point without duplicates.
 - `report.html`: the plotly report (`viz.report.write_report`).

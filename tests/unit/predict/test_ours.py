@@ -1,112 +1,72 @@
-"""predict/ours.py: the JVP is the derivative of the dense replay along the increments; the closed form,
-its interval and the anchored interval behave as documented."""
+"""predict/ours.py (v3): the headline is its base predictor's loss increase, scaled and tilted, with a band in
+ΔL that closes at full width; the anchored band is zero at an anchor and grows away from it."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-import torch
 
-from slicedim_lab.core.replay import run_sites
-from slicedim_lab.predict import predict_point
+from slicedim_lab.eval.uncertainty import Z
+from slicedim_lab.predict import ours
+from slicedim_lab.predict import registry as R
 from slicedim_lab.predict.anchor import Anchor
-from slicedim_lab.predict.increments import increment, semi_bases
-from slicedim_lab.predict.moments import dense_moments
-from slicedim_lab.predict.ours import OURS_SETTINGS, OursTables, interval, linearised_logits, ours_tables
-from slicedim_lab.predict.registry import DenseMetrics
-from slicedim_lab.testing import tiny_model
+from slicedim_lab.predict.jvp import JVP_SETTINGS, JvpTables
+from slicedim_lab.predict.paper import paper_ppl
+from slicedim_lab.predict.rows import predict_point
 
-G = torch.Generator().manual_seed(0)
-CAL = torch.randint(0, 256, (3, 16), generator=G)
-EV = torch.randint(0, 256, (2, 16), generator=G)
+DENSE = R.DenseMetrics(ppl=13.5, acc=0.47, hidden=576, mc_acc=0.9, mc_chance=0.25)
 
 
-def _jvp(model, bases) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference: forward-mode AD of the dense replay with every increment (of the dense residuals)
-    added to the tangent at its site."""
-    import torch.autograd.forward_ad as fwAD
-
-    charged, prev = len(bases), {}
-
-    def inject(s: int, x: torch.Tensor) -> torch.Tensor:
-        p, t = fwAD.unpack_dual(x)
-        if s >= charged:
-            return x
-        d = increment(p, prev.get(s - 1), bases[s], bases[s - 1] if s else None)
-        prev[s] = p
-        return fwAD.make_dual(p, d if t is None else t + d)
-
-    model.set_attn_implementation("eager")  # SDPA has no forward-mode derivative on CPU
-    try:
-        with torch.no_grad(), fwAD.dual_level():
-            _, logits = run_sites(model, EV, project=inject)
-            z, dz = (t.clone() for t in fwAD.unpack_dual(logits))
-    finally:
-        model.set_attn_implementation("sdpa")
-    return z, dz
+@pytest.fixture
+def on_paper(monkeypatch):
+    """`ours` over the paper's law (no statistic needed) with known constants."""
+    monkeypatch.setitem(ours.OURS, "base", "paper")
+    for k, v in {"mu": -1.2, "gamma": 0.4, "resid_mean": 0.1, "resid_sd": 0.2, "sigma_beta": 0.3}.items():
+        monkeypatch.setitem(ours.OURS, k, v)
+    return ours.OURS
 
 
-def test_linearisation_is_the_jvp_along_the_increments() -> None:
-    model = tiny_model("llama", seed=1, dtype=torch.float64)
-    dm = dense_moments(model, CAL, progress=False)
-    bases = semi_bases(dm.second, dm.cross, 40, len(dm.second) - 1)
-    z_ref, dz_ref = _jvp(model, bases)
-    z, dz = linearised_logits(model, EV, bases)
-    with torch.no_grad():
-        torch.testing.assert_close(z, model(input_ids=EV).logits)
-    torch.testing.assert_close(z, z_ref)
-    rel = [((linearised_logits(model, EV, bases, e)[1] - dz_ref).abs().max() / dz_ref.abs().max()).item()
-           for e in (OURS_SETTINGS["fd_eps"], 3 * OURS_SETTINGS["fd_eps"])]
-    # the central difference converges to the JVP quadratically in eps (1/9 for a third of the step; HF
-    # norms compute in float32, which limits how small eps can go)
-    assert ((dz - dz_ref).abs().max() / dz_ref.abs().max()).item() == pytest.approx(rel[0])
-    assert rel[0] < 0.2 * rel[1] and rel[0] < 1e-3, rel
+def test_the_headline_is_its_base_scaled_and_tilted(on_paper) -> None:
+    for d in (512, 400, 288):
+        s = 1 - d / 576
+        b = math.log(paper_ppl(13.5, 576, d) / 13.5)
+        pr = R.get_predictor("ours").fn(DENSE, d, None)
+        assert pr.dloss == pytest.approx(b * math.exp(-1.2) * (s / 0.3) ** 0.4, rel=1e-12)
+        assert pr.ppl == pytest.approx(13.5 * math.exp(pr.dloss), rel=1e-12)
+        # the band: ΔL·e^{m ± zσ}, both bounds above the dense perplexity
+        lo, hi = pr.ppl_lo, pr.ppl_hi
+        assert math.log(lo / 13.5) == pytest.approx(pr.dloss * math.exp(0.1 - Z * 0.2), rel=1e-12)
+        assert math.log(hi / 13.5) == pytest.approx(pr.dloss * math.exp(0.1 + Z * 0.2), rel=1e-12)
+        assert 13.5 < lo < hi
+    full = R.get_predictor("ours").fn(DENSE, 576, None)
+    assert full.ppl == full.ppl_lo == full.ppl_hi == 13.5
+    with pytest.raises(Exception, match="wider than the model"):
+        R.get_predictor("ours").fn(DENSE, 600, None)
 
 
-def test_closed_form_and_intervals() -> None:
-    t = OursTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2, 0.15, 0.15], settings=dict(OURS_SETTINGS))
-    beta = OURS_SETTINGS["beta"]
-    assert t.dloss_anchor == pytest.approx(0.15) and t.dloss(576) == 0.0 and t.rel_sigma(576) == 0.0
-    assert t.dloss(400) == pytest.approx(0.15 * ((1 - 400 / 576) / (1 / 9)) ** beta)
-    assert 0 < t.rel_se() < 0.3
-    dense = DenseMetrics(ppl=13.5, acc=0.47, hidden=576, mc_acc=0.9, mc_chance=0.25)
-    row = predict_point(dense, 400, {"ours": t})
-    ppl, lo, hi = row["ppl_pred_ours"], row["ppl_lo_ours"], row["ppl_hi_ours"]
-    assert ppl == pytest.approx(13.5 * math.exp(t.dloss(400))) and 13.5 < lo < ppl < hi
-    # multiplicative in ΔL: ln(ΔL_hi/ΔL) = ln(ΔL/ΔL_lo) = z·σ, σ = √(σ_J² + σ_A² + (ln(s/s_J) σ_β)²)
-    dl_lo, dl, dl_hi = (math.log(v / 13.5) for v in (lo, ppl, hi))
-    sigma = math.sqrt(t.rel_se() ** 2 + OURS_SETTINGS["sigma_anchor"] ** 2
-                      + (math.log((1 - 400 / 576) * 9) * OURS_SETTINGS["sigma_beta"]) ** 2)
-    assert math.log(dl_hi / dl) == pytest.approx(1.6449 * sigma, rel=1e-3)
-    assert math.log(dl / dl_lo) == pytest.approx(1.6449 * sigma, rel=1e-3)
-    assert "ppl_pred_fisher" not in row  # no Fisher tables given
-    # a ΔL_J indistinguishable from zero (a random tiny model) has a huge relative error: finite bounds
-    lo, hi = interval(49152.0, 5e-4, 14.7)
-    assert 49152.0 <= lo < hi < math.inf
-    assert interval(10.0, -0.2, 0.5)[1] < 10.0  # a negative ΔL stays below the dense perplexity
-    # the anchored interval grows with the distance (in log s) from the nearest anchor, zero at it
-    one = [Anchor(400, 0.6, t.dloss(400))]
-    assert t.anchored_rel_sigma(400, one) == 0.0
-    assert 0 < t.anchored_rel_sigma(344, one) < t.anchored_rel_sigma(288, one)
+def test_anchored_band_zero_at_the_anchor(on_paper) -> None:
+    one = [Anchor(400, 0.6, 0.5)]
+    f = R.get_predictor("ours").anchored_interval
+    lo, hi = f(None, DENSE, 400, one, 13.5 * math.exp(0.6))
+    assert lo == pytest.approx(hi) == pytest.approx(13.5 * math.exp(0.6))
+    widths = [math.log(b / a) for a, b in (f(None, DENSE, d, one, 13.5 * math.exp(0.7)) for d in (344, 288))]
+    assert 0 < widths[0] < widths[1]
 
 
-def test_tables_from_the_dense_model_only() -> None:
-    model = tiny_model("qwen2", seed=2, dtype=torch.float64)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    dm = dense_moments(model, CAL, progress=False)
-    t = ours_tables(model, EV, dm, progress=False)
-    assert t.anchor_dim == 56 and len(t.window_dl) == EV.shape[0]  # d' = 56 of 64 at s = 1/9
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert model.config._attn_implementation == "eager"  # restored after the forward-mode pass
+def test_registered_as_the_interleaved_headline_over_its_base() -> None:
+    p = R.get_predictor("ours")
+    assert R.headline("interleaved") == "ours" and p.interval and p.shown
+    assert p.needs == R.get_predictor(ours.OURS["base"]).needs
 
 
-def test_tables_saved_before_v2_load_with_the_current_interval(tmp_path) -> None:
-    """A sweep folder's ours.pt from before v2 (σ_β 0.10, no σ_A / σ_p) gets the current model errors."""
-    old = {k: v for k, v in OURS_SETTINGS.items() if k not in ("sigma_anchor", "sigma_point")}
-    t = OursTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2], settings={**old, "sigma_beta": 0.10})
-    t.save(tmp_path / "ours.pt")
-    back = OursTables.load(tmp_path / "ours.pt")
-    assert back.settings["sigma_beta"] == OURS_SETTINGS["sigma_beta"] and back.window_dl == [0.1, 0.2]
-    assert back.rel_sigma(400) > OURS_SETTINGS["sigma_anchor"]
 
+def test_the_frozen_headline_over_the_jvp() -> None:
+    """As frozen: the JVP power law's ΔL times e^μ (s/0.3)^γ, in a row beside `jvp_power` itself."""
+    t = JvpTables(hidden=576, anchor_dim=512, window_dl=[0.1, 0.2, 0.15, 0.15], settings=dict(JVP_SETTINGS))
+    assert ours.OURS["base"] == "jvp_power"
+    for d in (512, 400, 288):
+        row = predict_point(DENSE, d, {"jvp": t})
+        tilt = math.exp(ours.OURS["mu"]) * ((1 - d / 576) / 0.3) ** ours.OURS["gamma"]
+        assert row["dloss_pred_ours"] == pytest.approx(row["dloss_pred_jvp_power"] * tilt, rel=1e-12)
+        assert row["ppl_lo_ours"] < row["ppl_pred_ours"] < row["ppl_hi_ours"]

@@ -161,7 +161,7 @@ def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
     # and ours' 90% interval beside the measured value's own
     assert f"[{r32['ppl_lo_ours']:7.2f}, {r32['ppl_hi_ours']:7.2f}]" in captured.err
     assert f"[{r32['ppl_lo_measured']:7.2f}, {r32['ppl_hi_measured']:7.2f}]" in captured.err
-    assert (tmp_path / "s" / "ours.pt").exists()
+    assert (tmp_path / "s" / "jvp.pt").exists()
     html = (tmp_path / "s" / "report.html").read_text()
     assert "PPL ours" in html and f"{r32['ppl_pred_ours']:.4g}" in html
     assert main(["predict", *common, "--dims", "48,32", "--cache", str(tmp_path / "s"), "--json", "-"]) == 0
@@ -200,7 +200,7 @@ def test_gradient_windows_are_held_out(tmp_path, lm) -> None:
 def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> None:
     out = tmp_path / "sw"
     first = run_sweep(cfg(), out, dims=[64, 48], lm=lm, progress=False, report=False, log=lambda m: None)
-    ours_written = (out / "ours.pt").stat().st_mtime_ns
+    jvp_written = (out / "jvp.pt").stat().st_mtime_ns
     calls: list[int] = []
     orig = state.measure
     patch_measure(monkeypatch, lambda *a, **k: calls.append(1) or orig(*a, **k))
@@ -212,8 +212,8 @@ def test_prediction_settings_keep_measured_rows(tmp_path, lm, monkeypatch) -> No
     assert again[1]["ppl_pred_fisher"] != first[1]["ppl_pred_fisher"]  # other gradient windows
     assert FisherTables.load(out / "fisher.pt").settings["grad_heldout"] is False
     # only the statistic that reads the changed setting is made again (`Statistic.depends_on`)
-    assert (out / "ours.pt").stat().st_mtime_ns == ours_written
-    assert again[1]["ppl_pred_ours"] == first[1]["ppl_pred_ours"]
+    assert (out / "jvp.pt").stat().st_mtime_ns == jvp_written
+    assert again[1]["ppl_pred_jvp_power"] == first[1]["ppl_pred_jvp_power"]
 
 
 def test_the_dense_state_is_made_at_once_and_covers_measured_widths(tmp_path, lm) -> None:

@@ -45,7 +45,7 @@ class StandInRunner:
 
     @property
     def stats(self) -> dict:
-        return {"fisher": self.tables, "ours": self.ours}
+        return {"fisher": self.tables, "jvp": self.ours}
 
     def measure(self, dim: int) -> dict:
         row = {**self.make_row(self.dense, self.tables, dim, 12.0 * 64 / dim, 0.4 * dim / 64), "seconds": 1.0}
