@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import UsageError
+from ..predict.registry import get_predictor
 from ..sweep.executors import PointsFailed
 from ..sweep.folder import read_rows
 from ..sweep.options import add_options, config_from_args, executor_from_args
@@ -92,6 +93,9 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predicted PPL/accuracy at each d' (dense model only)")
     add_common_options(p)
     add_options(p, sweep=False)
+    p.add_argument("--predictors", default=None,
+                   help="comma-separated predictors (e.g. ours): only the dense statistics they read "
+                        "are built (default: every registered predictor)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -99,8 +103,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predictions only: dense metrics + the dense-only statistics; never slices or projects the model."""
 
     cfg, sparsities, dims = config_from_args(args)
+    chosen = None
+    if args.predictors is not None:
+        chosen = [get_predictor(n.strip()).name for n in args.predictors.split(",") if n.strip()]
     res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
-                       device=args.device, progress=not args.no_progress)
+                       device=args.device, progress=not args.no_progress, predictors=chosen)
     stream = sys.stderr if args.json == "-" else sys.stdout
     d = res["dense"]
     mc = f"  mc_acc {d['mc_acc']:.4f}" if d["mc_acc"] is not None else ""

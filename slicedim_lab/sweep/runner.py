@@ -50,7 +50,7 @@ from .executors import Executor, InProcess, ModelSpec, PointsFailed, error_line
 from .folder import columns, load_stats, prepare_dir, read_dense, read_rows, record_run, write_rows
 from .inputs import Inputs, load_inputs
 from .point import Measured, PointWork
-from .state import DenseState, dense_state
+from .state import DenseState, dense_state, needed_statistics
 
 Log = Callable[[str], None]
 
@@ -183,8 +183,9 @@ class SweepRunner:
     `executor` measures the points (`InProcess`, or `RayExecutor`: Ray tasks whose workers load the model by
     name, or get the weights of an in-memory model through the object store)."""
 
-    def __init__(self, sweep: OpenSweep, widths: Sequence[int] = ()):
+    def __init__(self, sweep: OpenSweep, widths: Sequence[int] = (), predictors: Sequence[str] | None = None):
         self.sweep = sweep
+        self.only = needed_statistics(predictors)  # build only what these predictors read (None: all)
         self.cfg, self.out, self.inp, self.pcas = sweep.cfg, sweep.out, sweep.inp, sweep.pcas
         self.executor, self.batch_size, self.progress, self.log = (sweep.executor, sweep.batch_size,
                                                                     sweep.progress, sweep.log)
@@ -207,7 +208,8 @@ class SweepRunner:
 
     def _dense_state(self, widths: Sequence[int], held: DenseState | None = None) -> DenseState:
         return dense_state(self.out, self.inp, self.cfg, self.pcas, [*widths, *self.measured()],
-                           batch_size=self.batch_size, progress=self.progress, log=self.log, held=held)
+                           batch_size=self.batch_size, progress=self.progress, log=self.log, held=held,
+                           only=self.only)
 
     @property
     def dense(self) -> DenseMetrics:
@@ -424,17 +426,18 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | No
 
 def predict_only(cfg: SweepConfig, *, sparsities: list[float] | None = None, dims: list[int] | None = None,
                  cache: str | Path | None = None, batch_size: int = 4, device: str = "auto",
-                 lm: LoadedModel | None = None, progress: bool = True) -> dict:
+                 lm: LoadedModel | None = None, progress: bool = True,
+                 predictors: Sequence[str] | None = None) -> dict:
     """Predictions only (no slicing, no sliced or projected model anywhere): dense metrics on the eval
-    windows and the dense statistics, reused from `cache` (a sweep DIR with the same settings) when present
-    there."""
+    windows and the dense statistics (only those `predictors` read, if given), reused from `cache` (a sweep
+    DIR with the same settings) when present there."""
     sweep = open_sweep(cfg, cache, lm=lm, device=device, batch_size=batch_size, progress=progress,
                        log=_stderr)
     try:
         t0 = time.perf_counter()
         points = sweep.points(sparsities, dims)
         sweep.check_anchors()
-        runner = SweepRunner(sweep, [d for d, _ in points] + list(sweep.cfg.anchor_dims))
+        runner = SweepRunner(sweep, [d for d, _ in points] + list(sweep.cfg.anchor_dims), predictors)
         rows = runner.predictions(points)
     finally:
         sweep.executor.close()

@@ -20,7 +20,7 @@ from typing import Any
 from ..core.pca import SitePCA
 from ..core.size import count_params
 from ..files import write_json
-from ..predict.registry import DenseMetrics
+from ..predict.registry import DenseMetrics, get_predictor
 from ..predict.statistics import DenseInputs, statistics
 from .config import SweepConfig
 from .folder import DENSE_FILE, dense_metrics
@@ -67,13 +67,23 @@ def dense_record(out: Path | None, inp: Inputs, cfg: SweepConfig, batch_size: in
     return record
 
 
+def needed_statistics(predictors: Sequence[str] | None) -> set[str] | None:
+    """The statistics `predictors` read (None: no restriction, every statistic of the basis)."""
+    if predictors is None:
+        return None
+    return {n for n in (get_predictor(p).needs for p in predictors) if n is not None}
+
+
 def dense_statistics(out: Path | None, shared: DenseInputs, basis: str, widths: Sequence[int],
-                     held: Mapping[str, Any], log: Log) -> dict[str, Any]:
-    """Every statistic made for `basis`, answering at `widths` (those below D): the copy `held` in memory,
-    else the folder's, else built and saved; a copy missing a width is rebuilt with its widths and these."""
+                     held: Mapping[str, Any], log: Log, only: set[str] | None = None) -> dict[str, Any]:
+    """Every statistic made for `basis` (those named in `only`, if given), answering at `widths` (those
+    below D): the copy `held` in memory, else the folder's, else built and saved; a copy missing a width is
+    rebuilt with its widths and these."""
     want = sorted({int(d) for d in widths if d < shared.hidden})
     stats: dict[str, Any] = {}
     for st in statistics(basis):
+        if only is not None and st.name not in only:
+            continue
         path = out / st.file if out is not None else None
         stat = held.get(st.name)
         if stat is None and path is not None and path.exists():
@@ -92,10 +102,11 @@ def dense_statistics(out: Path | None, shared: DenseInputs, basis: str, widths: 
 
 def dense_state(out: Path | None, inp: Inputs, cfg: SweepConfig, pcas: list[SitePCA] | None,
                 widths: Sequence[int], *, batch_size: int, progress: bool, log: Log,
-                held: DenseState | None = None) -> DenseState:
+                held: DenseState | None = None, only: set[str] | None = None) -> DenseState:
     """The dense state answering at `widths`: the record (kept from `held`, else `dense_record`), then the
     statistics (`dense_statistics`, reusing `held`'s)."""
     shared = dense_inputs(inp, cfg, pcas, progress, log)
     record = held.record if held is not None else dense_record(out, inp, cfg, batch_size, shared, progress)
-    stats = dense_statistics(out, shared, cfg.basis, widths, held.stats if held is not None else {}, log)
+    stats = dense_statistics(out, shared, cfg.basis, widths, held.stats if held is not None else {}, log,
+                             only)
     return DenseState(record, stats, shared.hidden)

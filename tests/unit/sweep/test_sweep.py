@@ -290,6 +290,19 @@ def test_predict_with_anchor_measures_it(lm) -> None:
         sweep.predict_only(cfg(anchor_dims=[64]), dims=[56], lm=lm, progress=False)
 
 
+def test_predict_only_the_chosen_predictors_builds_only_their_statistics(lm, tmp_path) -> None:
+    """`--predictors ours`: the JVP alone is made (no Fisher tables); the headline's numbers are those of a
+    full prediction."""
+    full = sweep.predict_only(cfg(), dims=[56, 40], lm=lm, progress=False)
+    res = sweep.predict_only(cfg(), dims=[56, 40], lm=lm, progress=False, cache=tmp_path / "c",
+                             predictors=["ours"])
+    assert (tmp_path / "c" / "jvp.pt").exists() and not (tmp_path / "c" / "fisher.pt").exists()
+    names = schema.predictors_in(res["predictions"][0])
+    assert "ours" in names and "fisher" not in names
+    for a, b in zip(res["predictions"], full["predictions"]):
+        assert a["ppl_pred_ours"] == pytest.approx(b["ppl_pred_ours"], rel=1e-12)
+
+
 @pytest.mark.parametrize("arch", ["phi", "gpt2"])
 def test_sweep_and_predict_follow_the_site_list(tmp_path, smol_tok, arch) -> None:
     """Parallel (Phi-2: L+1 sites) and LayerNorm (GPT-2) families sweep and predict like the Llama ones."""
