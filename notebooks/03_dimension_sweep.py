@@ -34,13 +34,14 @@
 # | `fisher_full` | ½·(1/T)·Σ_windows (Σ_{s,t} g·δ)²: keeps all cross terms | same | same |
 # | `fisher_semi` | as `fisher`, in semi-interleaved bases (the PCA of the stream after the upstream cuts, from dense moments) | + cross moments of neighbouring sites | per width named in advance (`SEMI_DIMS`) |
 # | `fisher_semi_cross`, `fisher_semi_geo` | cross-site sum; geometric mean of the two | same | same |
-# | `ours` (interleaved bases only) | PPL₀·exp(ΔL_J·(s/s_J)^β): a first-order anchor at s_J = 1/9 from the dense model's linearisation, grown by a power law in s (β fitted on python-docs), with a 90 % interval | dense moments + the eval windows | one linearisation pass, then a closed form per d' |
+# | `jvp_power` (interleaved bases only) | PPL₀·exp(ΔL_J·(s/s_J)^β): a first-order anchor at s_J = 1/9 from the dense model's linearisation, grown by a power law in s (β fitted on python-docs) | dense moments + the eval windows | one linearisation pass, then a closed form per d' |
+# | `ours` (v3, interleaved bases only) | `jvp_power`'s ΔL × e^μ·(s/0.3)^γ, the form and constants chosen leave-one-text-out on eight texts, with a 90 % band from the held-out errors | same | same |
 #
 # **The headline** (beside `paper` in every table, `predict.registry.headline(basis)`): `ours` for
 # `interleaved` bases, `fisher` (the Fisher sum in the dense bases it projects on) for `dense` bases. The
 # Fisher gradients are taken on calibration windows the PCA did not see.
 #
-# Accuracies of the Fisher predictors and `ours` use the paper's coupling acc₀^(ln PPL / ln PPL₀).
+# Accuracies of the Fisher predictors, `jvp_power` and `ours` use the paper's coupling acc₀^(ln PPL / ln PPL₀).
 #
 # `MODEL = "gemma3-270m"` sweeps Gemma 3 270M the same way (the widths follow from its D = 640).
 #
