@@ -199,20 +199,25 @@ def plan_tables(
     overlaps = [None] + [vecs[s].T @ vecs[s - 1] for s in range(1, len(vecs))]
     pair = torch.zeros(len(vecs), len(grid), len(grid), dtype=torch.float64)
     gen, tokens, dev = torch.Generator().manual_seed(seed), 0, next(model.parameters()).device
+    timing = {"dense_pass": time.perf_counter() - t0, "gradients": 0.0, "tables": 0.0}
     for ids in tqdm(torch.split(grad_ids, batch_size), desc="plan tables", disable=not progress):
+        tic = time.perf_counter()
         xs, gs = sampled_label_grads(model, ids.to(dev), gen, work)
+        timing["gradients"] += time.perf_counter() - tic
+        tic = time.perf_counter()
         with torch.no_grad():
             z = None
             for s, v in enumerate(vecs):
                 p, c = xs[s] @ v, gs[s] @ v
                 pair[s] += _pair_squares(c, p, z, overlaps[s], step)
                 z = p
+        timing["tables"] += time.perf_counter() - tic
         tokens += ids.shape[0] * (ids.shape[1] - 1)
     energy = torch.stack([torch.cat([torch.zeros(1, dtype=torch.float64), p.retained_energy().double()])
                           [grid] for p in pcas])
     settings = {"step": step, "seed": seed, "cal_windows": int(cal_ids.shape[0]),
                 "grad_windows": int(grad_ids.shape[0]), "windows": windows_digest(cal_ids, grad_ids),
-                "statistic": "fisher increments, dense bases"}
+                "statistic": "fisher increments, dense bases", "timing_s": timing}
     return PlanTables(hidden=D, grid=grid, pair=pair, tokens=tokens, energy=energy,
                       cal_nll=dm.cal_nll if not math.isnan(dm.nll_sum) else float("nan"),
                       labels=[s.label for s in model_sites(model)], settings=settings,

@@ -48,7 +48,8 @@ INTERACTIONS: dict[str, dict] = {
     "03_dimension_sweep": dict(slider="d'", keys=-1),  # the predictors' values at the slider's d'
     "04_theory": dict(steps=[dict(slider="d'", nth=-1, keys=-1),  # the theory explorer's per-site charge
                              dict(slider="s", keys=1)]),  # two models: the energy discarded at another s
-    "05_tokens": dict(slider="d'", keys=-1),  # the token table at d' − 8: the by-kind bars and the scatter
+    # the token table at d' − 8 (the by-kind bars and the scatter), then a coloured token's hover card
+    "05_tokens": dict(slider="d'", keys=-1, hover=".sdl-tok[data-tip]"),
 }
 NOTEBOOKS = sorted(INTERACTIONS)
 
@@ -170,6 +171,8 @@ def test_notebook_runs_in_jupyterlab(name: str, lab_runs: tuple[Path, dict[str, 
     assert result["changed"], f"moving {INTERACTIONS[name]} changed no figure's data"
     assert len(result["screenshots"]) >= 2 and all(Path(p).stat().st_size > 10_000
                                                    for p in result["screenshots"])
+    if INTERACTIONS[name].get("hover"):
+        assert "entered at site" in result["hover"], result["hover"]
     if INTERACTIONS[name].get("generate"):
         assert "dense" in result["answers"], result["answers"]
     record = json.loads((tmp / name / "out" / f"{name}.json").read_text())  # the notebook's last cell ran

@@ -7,7 +7,8 @@
 // Per notebook: "slider" (a slider's description, e.g. "layer" or "d'"), "nth" (which slider of that name,
 // 0 = first, -1 = last), "keys" (ArrowRight presses on its handle, negative: ArrowLeft), or "click" (a
 // button's label) instead of a slider — or "steps", a list of such interactions made one after the other,
-// each of which must change a figure; "generate": also click a Generate button and wait for the answers.
+// each of which must change a figure; "generate": also click a Generate button and wait for the answers;
+// "hover": a CSS selector whose first match is hovered, its ::after content (a hover card) reported.
 // The figures compared are those of the widget box holding the control (an explorer's figures).
 // Prints one JSON line: a list of {"notebook", "ok", "cells", "plots", "errors", "changed", "value",
 // "answers", "screenshots", "log"}. Needs JupyterLab started with --LabApp.expose_app_in_browser=True.
@@ -36,7 +37,7 @@ async function runOne(page, nb) {
   const log = [];
   const note = (m) => log.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${m}`);
   const result = { notebook: nb.notebook, ok: false, cells: 0, plots: 0, errors: [], changed: false,
-                   value: null, values: [], answers: "", screenshots: [], log };
+                   value: null, values: [], answers: "", hover: "", screenshots: [], log };
   currentNote = note;
   fs.mkdirSync(nb.shots, { recursive: true });
   const shot = async (name) => {
@@ -143,6 +144,15 @@ async function runOne(page, nb) {
       note(`figures changed: ${changed}`);
       await page.waitForTimeout(1000);
       await shot(`${k}2_after`);
+    }
+    // hover an element (e.g. a coloured token) and read its hover card (a CSS ::after with its data-tip)
+    if (nb.hover) {
+      const el = panel.locator(nb.hover).first();
+      await el.scrollIntoViewIfNeeded();
+      await el.hover();
+      result.hover = await el.evaluate((e) => getComputedStyle(e, "::after").content);
+      note(`hover card: ${result.hover.slice(0, 80)}`);
+      await shot("03_hover");
     }
     // click Generate (the callback runs in the kernel, the answers come back through the widget comm)
     if (nb.generate) {
