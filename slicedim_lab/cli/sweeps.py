@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import UsageError
-from ..predict.registry import get_predictor
+from ..predict.registry import get_predictor, headline
 from ..sweep.executors import PointsFailed
 from ..sweep.folder import read_rows
 from ..sweep.options import add_options, config_from_args, executor_from_args
@@ -94,8 +94,9 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     add_common_options(p)
     add_options(p, sweep=False)
     p.add_argument("--predictors", default=None,
-                   help="comma-separated predictors (e.g. ours): only the dense statistics they read "
-                        "are built (default: every registered predictor)")
+                   help="comma-separated predictors, or 'all': only the dense statistics they read are "
+                        "built (default: the basis's headline, and every predictor its statistic or none "
+                        "serves, e.g. paper; the semi-interleaved Fisher tables cost a pass per width)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -103,8 +104,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predictions only: dense metrics + the dense-only statistics; never slices or projects the model."""
 
     cfg, sparsities, dims = config_from_args(args)
-    chosen = None
-    if args.predictors is not None:
+    if args.predictors is None:
+        chosen: list[str] | None = [headline(cfg.basis)]
+    elif args.predictors.strip() == "all":
+        chosen = None
+    else:
         chosen = [get_predictor(n.strip()).name for n in args.predictors.split(",") if n.strip()]
     res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
                        device=args.device, progress=not args.no_progress, predictors=chosen)

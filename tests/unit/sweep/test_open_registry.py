@@ -51,7 +51,7 @@ def test_a_predictor_with_its_own_statistic_reaches_every_consumer(toy, tmp_path
     capsys.readouterr()
 
     assert main(["predict", "--model", str(model), *SMALL, "--dims", "48,32", "--cache", str(out),
-                 "--json", "-"]) == 0
+                 "--predictors", "toy", "--json", "-"]) == 0
     pred = json.loads(capsys.readouterr().out)["predictions"]
     assert toy.BUILT == [5]  # read back from the sweep folder, not built again
     assert all(r[schema.lo("ppl", "toy")] < r[schema.pred("ppl", "toy")] < r[schema.hi("ppl", "toy")]

@@ -171,6 +171,18 @@ def test_cli_sweep_and_predict(tmp_path, lm, capsys) -> None:
     assert pred["dense"]["ppl"] == pytest.approx(payload["rows"][0]["ppl_measured"])
     assert main(["sweep", *common, "--sparsities", "0,1.5", "--out", str(tmp_path / "x")]) == 2
     assert main(["predict", *common, "--sparsities", "0.1", "--dims", "8"]) == 2
+    # by default `predict` builds what the headline reads (the JVP), not the Fisher tables; `all` builds all
+    fresh = tmp_path / "p"
+    assert main(["predict", *common, "--dims", "48", "--cache", str(fresh), "--json", "-"]) == 0
+    only = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert (fresh / "jvp.pt").exists() and not (fresh / "fisher.pt").exists()
+    assert "ppl_pred_ours" in only and "ppl_pred_paper" in only and "ppl_pred_fisher" not in only
+    assert main(["predict", *common, "--dims", "48", "--cache", str(fresh), "--predictors", "all",
+                 "--json", "-"]) == 0
+    every = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert (fresh / "fisher.pt").exists() and "ppl_pred_fisher_semi" in every
+    assert every["ppl_pred_ours"] == pytest.approx(only["ppl_pred_ours"], rel=1e-12)
+    assert main(["predict", *common, "--dims", "48", "--predictors", "ours,nope"]) == 2
     bad_task = ["--sparsities", "0.1", "--tasks", "nonsense", "--out", str(tmp_path / "y")]
     assert main(["sweep", *common, *bad_task]) == 2
     assert "error:" in capsys.readouterr().err
