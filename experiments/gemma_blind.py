@@ -48,6 +48,9 @@ def record() -> None:
            "corpora": {}}
     for c in CORPORA:
         f = SOURCE / c
+        if not (f / "dense.json").exists():
+            print(f"{c}: not measured")
+            continue
         rec = {"dense": {k: v for k, v in json.loads((f / "dense.json").read_text()).items() if k in keep}}
         for d in DIMS:
             p = f / f"point_{d}.json"
@@ -74,6 +77,9 @@ def table() -> None:
     rec = json.loads(MEASURED.read_text())["corpora"]
     rows, summary = [], {}
     for c in CORPORA:
+        if c not in rec or not (PRED / f"{c}.json").exists():
+            print(f"{c}: not measured or not predicted; left out")
+            continue
         res = json.loads((PRED / f"{c}.json").read_text())
         dense = rec[c]["dense"]
         if abs(res["dense"]["ppl"] / dense["ppl"] - 1) > 1e-4:
@@ -103,6 +109,11 @@ def table() -> None:
     for n, per in summary.items():
         cells = (f"{c[:10]:>10} {v['mean']:6.1f}/{v['max']:6.1f}" for c, v in per.items())
         print(f"{n:<18} " + "  ".join(cells))
+    for x in rows:
+        mc = f"  Δmc {x['ours:mc']:+5.1f} pts" if "ours:mc" in x else ""
+        acc = f"Δacc {x['ours:acc']:+5.1f} pts{mc}"
+        print(f"{x['corpus']:<15} d'={x['dim']:>3}  PPL {x['ppl']:8.3f}  ours {x['ours']:+6.1f} %  "
+              f"jvp_power {x['jvp_power']:+6.1f} %  paper {x['paper']:+7.1f} %  {acc}  in90 {x['ours:in']}")
     head = [x for x in rows if "ours:in" in x]
     if head:
         inside = sum(x["ours:in"] for x in head)

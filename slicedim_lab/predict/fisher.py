@@ -367,7 +367,7 @@ _SUMMARIES = {
 }
 # drawn when a figure opens: the cross-term variants (errors up to 1000× larger) wait in the legend;
 # the headline of dense-basis sweeps is the constant-free Fisher sum in the dense bases
-_SHOWN = ("fisher", "fisher_semi", "fisher_semi_geo")
+_SHOWN = ("fisher",)  # drawn beside paper and the headline; the other variants wait in the legend
 _HEADLINE = {"fisher": ("dense",)}  # for interleaved sweeps the headline is `ours` (predict/ours.py)
 for _name in FISHER_KINDS + SEMI_KINDS:
     register_predictor(Predictor(_name, _kind(_name), _SUMMARIES[_name], needs="fisher",
