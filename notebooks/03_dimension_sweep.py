@@ -109,7 +109,10 @@ for d in [dim_for_sparsity(s, D) for s in MEASURE_SPARSITIES]:
 # ## Drag d', then measure
 #
 # The dashed line marks the slider's d'; the coloured dots are each predictor's value there; black diamonds
-# are measured points.
+# are measured points. **Find width** answers "how narrow can I go?": type a target (`ppl<=1.25x` of the
+# dense perplexity, `ppl<=20`, `acc>=0.4`, `mc_acc>=0.8`) and it measures at most three widths — the
+# headline's curve says where to look, each measured width corrects it — then prints the narrowest width that
+# meets the target and moves the slider there (`slicedim sweep --target` does the same from a shell).
 
 # %%
 sweep = sw.sweep_explorer(runner, dim=DIM)

@@ -1,17 +1,21 @@
 """The sweep explorer: predicted against measured perplexity and accuracy along d' over a live
-`SweepRunner`; the slider moves the predictions (table lookups), "Measure d'" measures for real."""
+`SweepRunner`; the slider moves the predictions (table lookups), "Measure d'" measures for real, and a
+target box finds the narrowest width meeting a target in a few measured widths (`sweep.target`)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as W
 import pandas as pd
 
 from .. import schema
+from ..errors import UsageError
 from ..predict import curves, predict_point
 from ..predict.registry import headline, predictor_names
 from ..sweep.runner import SweepRunner
+from ..sweep.target import parse_target, search_width, target_lines
 from ..viz.figures import error_figure, prediction_figure
 from ..viz.tables import curve_table, error_summary, measured_table
 from .base import Explorer, counted, live, redraw, slider
@@ -53,10 +57,16 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
     dim_s = slider(dim, min_dim, D, "d'", step=8 if D >= 64 else 1, continuous=True)
     button = W.Button(description="Measure d'", button_style="warning", icon="flask",
                       tooltip=f"slice to the slider's d' ({bench.cfg.basis} bases) and evaluate")
+    target_box = W.Text(value="ppl<=1.25x", description="target", layout=W.Layout(width="220px"),
+                        tooltip="ppl<=1.25x, ppl<=20, acc>=0.4 or mc_acc>=0.8")
+    find = W.Button(description="Find width", icon="bullseye",
+                    tooltip="the narrowest width meeting the target, measuring at most three widths")
+    answer = W.HTML()
     log = W.Output(layout=W.Layout(max_height="120px", overflow="auto"))
     table = W.HTML()
-    ex = Explorer(box=W.VBox([]), controls={"dim": dim_s, "measure": button}, figures={},
-                  outputs={"table": table, "log": log})
+    ex = Explorer(box=W.VBox([]), controls={"dim": dim_s, "measure": button, "target": target_box,
+                                            "find": find}, figures={},
+                  outputs={"table": table, "log": log, "answer": answer})
 
     memo: dict[tuple, pd.DataFrame] = {}
 
@@ -80,7 +90,8 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
         return out
 
     ex.figures.update({k: live(f) for k, f in figures().items()})
-    ex.box.children = [W.HBox([dim_s, button]), table, log, *ex.figures.values()]
+    ex.box.children = [W.HBox([dim_s, button]), W.HBox([target_box, find]), answer, table, log,
+                       *ex.figures.values()]
 
     def update(_: Any = None) -> None:
         d = int(dim_s.value)
@@ -116,7 +127,27 @@ def sweep_explorer(bench: SweepRunner, dim: int = 432, min_dim: int | None = Non
             raise failed
         update()
 
+    def find_now(_: Any = None) -> None:
+        """Parse the target (a malformed one is one line in the box), search, print the curve around the
+        answer and move the slider to it."""
+        find.disabled = True
+        try:
+            with log:
+                res = search_width(bench, parse_target(target_box.value), log=print)
+        except UsageError as e:
+            answer.value = f"<b>{html.escape(str(e))}</b>"
+            return
+        finally:
+            find.disabled = False
+        answer.value = "<pre>" + html.escape("\n".join(target_lines(res)), quote=False) + "</pre>"
+        ex.state["target_answer"] = res.answer
+        if res.answer is not None and res.answer != dim_s.value:
+            dim_s.value = res.answer  # redraws through the slider
+        else:
+            update()
+
     dim_s.observe(counted(ex, update), names="value")
     button.on_click(counted(ex, measure_now))
+    find.on_click(counted(ex, find_now))
     update()
     return ex

@@ -34,7 +34,8 @@ class StandInRunner:
     make_row: object
     ours: object = None
     rows: list[dict] = field(default_factory=list)
-    cfg: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(basis="interleaved"))
+    cfg: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(basis="interleaved",
+                                                                         round_interval=8))
 
     @property
     def hidden(self) -> int:
@@ -46,6 +47,12 @@ class StandInRunner:
     @property
     def stats(self) -> dict:
         return {"fisher": self.tables, "jvp": self.ours}
+
+    def cover(self, dims) -> None:  # the stand-in's tables answer everywhere already
+        pass
+
+    def measured_ppl(self) -> dict[int, float]:
+        return {d: r[schema.measured("ppl")] for d, r in self.measured().items()}
 
     def measure(self, dim: int) -> dict:
         row = {**self.make_row(self.dense, self.tables, dim, 12.0 * 64 / dim, 0.4 * dim / 64), "seconds": 1.0}
@@ -110,6 +117,21 @@ def test_sweep_explorer_slider_and_measure_button(dense, tables, make_row) -> No
     assert names[: len(answered)] == answered  # registry order, every predictor with an answer here
     assert "PPL error" in ex.outputs["table"].value and "+" in ex.outputs["table"].value
     assert sw.sweep_table(runner)["dim"].tolist() == [48]
+
+
+def test_sweep_explorer_target_box_finds_the_width(dense, tables, make_row) -> None:
+    """PPL = 12·64/d' on D = 64: `ppl<=1.5x` (18) is met at 48 (16) and missed at 40 (19.2); the box measures
+    at most three widths, prints the answer and moves the slider there; a malformed target is one line."""
+    runner = StandInRunner(dense, tables, make_row)
+    ex = sw.sweep_explorer(runner, dim=32, min_dim=16)
+    ex.controls["target"].value = "ppl<=1.5x"
+    ex.controls["find"].click()
+    assert ex.state["target_answer"] == 48 and ex.controls["dim"].value == 48
+    assert len(runner.rows) <= 3 and {40, 48} <= {r["dim"] for r in runner.rows}
+    assert "answer: d'=48" in ex.outputs["answer"].value
+    ex.controls["target"].value = "ppl>=2"
+    ex.controls["find"].click()
+    assert "malformed target" in ex.outputs["answer"].value and ex.controls["dim"].value == 48
 
 
 def test_theory_explorer_moves_the_slider_marker_and_site_bars(dense, tables) -> None:
