@@ -166,6 +166,12 @@ def test_bench_measures_on_the_cluster(cluster, folder, reference, tmp_path, cap
     (run,) = runs(tmp_path / "bench")
     assert run["model"] == "shipped through the object store" and run["measured"] == [40]
     assert list(bench.table()["dim"]) == [40]
+    # the target box's widths are measured on the cluster too
+    ex.controls["target"].value = "ppl<=1.2x"
+    ex.controls["find"].click()
+    (run,) = runs(tmp_path / "bench")
+    assert 40 in run["measured"] and 2 <= len(run["measured"]) <= 4
+    assert "target ppl&lt;=1.2x" in ex.outputs["answer"].value or "misses" in ex.outputs["answer"].value
 
 
 def test_killed_worker_is_retried(cluster, folder, reference, tmp_path) -> None:
