@@ -4,6 +4,7 @@ freeze.
     .venv/bin/python experiments/gemma_blind.py record      # measured points -> results/gemma3_measured.json
     .venv/bin/python experiments/gemma_blind.py predict     # slicedim predict on each corpus (dense only)
     .venv/bin/python experiments/gemma_blind.py table       # errors, coverage, interval widths -> results/
+    .venv/bin/python experiments/gemma_blind.py slicing     # the measured record as a markdown table
 
 `record` gathers the blind measurement (runs/lab-gemma/<corpus>/{dense,point_<d>}.json, written by the
 package's `sweep.point.slice_and_measure` at the validation's settings with 32 corpus-mc items) into the
@@ -21,6 +22,7 @@ import math
 from lab import LAB, RESULTS
 
 from slicedim_lab import schema
+from slicedim_lab.predict.anchor import anchored_ppl, make_anchors
 from slicedim_lab.sweep.config import SweepConfig
 from slicedim_lab.sweep.runner import predict_only
 
@@ -30,6 +32,7 @@ DIMS = [576, 512, 448, 384, 320]  # s = 0.1 … 0.5 of D = 640
 # the frozen headline (and what comes free with its statistic: jvp_power, paper); the Fisher family's tables
 # were not made on Gemma 3 (two CPU cores, shared: time)
 PREDICTORS = ["ours"]
+ANCHORS = (448, 320)  # s = 0.3 and 0.5, as make demo's 400 and 288 of SmolLM2's 576
 MEASURED = RESULTS / "gemma3_measured.json"
 SOURCE = LAB.parent / "lab-gemma"  # runs/lab-gemma: the blind measurement's folders
 PRED = LAB.parent / "lab-gemma-pred"
@@ -114,6 +117,12 @@ def table() -> None:
         acc = f"Δacc {x['ours:acc']:+5.1f} pts{mc}"
         print(f"{x['corpus']:<15} d'={x['dim']:>3}  PPL {x['ppl']:8.3f}  ours {x['ours']:+6.1f} %  "
               f"jvp_power {x['jvp_power']:+6.1f} %  paper {x['paper']:+7.1f} %  {acc}  in90 {x['ours:in']}")
+    anchored = anchored_errors(rec)
+    out["anchored"] = anchored
+    (RESULTS / "gemma3_blind.json").write_text(json.dumps(out, indent=1))
+    for c, errs in anchored.items():
+        cells = ", ".join(f"d'={d} {e:+.2f} %" for d, e in errs.items())
+        print(f"{c:<15} ours anchored at {ANCHORS}: {cells}")
     head = [x for x in rows if "ours:in" in x]
     if head:
         inside = sum(x["ours:in"] for x in head)
@@ -122,10 +131,42 @@ def table() -> None:
         print(f"ours: {inside}/{len(head)} inside the 90 % interval; median hi/lo at s <= 0.3: {med:.3f}")
 
 
+def anchored_errors(rec: dict) -> dict[str, dict[int, float]]:
+    """The headline anchored at two measured widths (`predict.anchor`, as `--anchor-dims` does), its signed
+    % error at the other measured widths of each corpus."""
+    out = {}
+    for c in CORPORA:
+        if c not in rec or not (PRED / f"{c}.json").exists():
+            continue
+        res = json.loads((PRED / f"{c}.json").read_text())
+        ppl0 = res["dense"]["ppl"]
+        dl = {r["dim"]: r[schema.dloss("ours")] for r in res["predictions"]}
+        meas = {d: rec[c][str(d)]["ppl"] for d in DIMS if str(d) in rec[c]}
+        if not all(a in meas for a in ANCHORS):
+            continue
+        anchors = make_anchors({a: meas[a] for a in ANCHORS}, dl, ppl0)
+        out[c] = {d: 100 * (anchored_ppl(ppl0, dl[d], d, anchors, res["hidden"]) / v - 1)
+                  for d, v in meas.items() if d not in ANCHORS}
+    return out
+
+
+def slicing() -> None:
+    """The measured record as markdown: perplexity / top-1 per corpus and width, parameters per width."""
+    rec = json.loads(MEASURED.read_text())["corpora"]
+    print("| corpus | dense | " + " | ".join(f"d' = {d} (s = {1 - d / 640:.1f})" for d in DIMS) + " |")
+    print("|---|---|" + "---|" * len(DIMS))
+    for c, r in rec.items():
+        cells = [f"{r[str(d)]['ppl']:.2f} / {r[str(d)]['acc']:.3f}" if str(d) in r else "—" for d in DIMS]
+        print(f"| {c} | {r['dense']['ppl']:.2f} / {r['dense']['acc']:.3f} | " + " | ".join(cells) + " |")
+    first = next(iter(rec.values()))
+    params = [f"{first[str(d)]['params'] / 1e6:.1f}M" if str(d) in first else "—" for d in DIMS]
+    print(f"| parameters | {first['dense']['params'] / 1e6:.1f}M | " + " | ".join(params) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("record", "predict", "table"))
-    {"record": record, "predict": predict, "table": table}[ap.parse_args().step]()
+    ap.add_argument("step", choices=("record", "predict", "table", "slicing"))
+    {"record": record, "predict": predict, "table": table, "slicing": slicing}[ap.parse_args().step]()
 
 
 if __name__ == "__main__":
