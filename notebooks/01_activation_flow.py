@@ -37,11 +37,12 @@
 # which layer the next-token distribution (logit lens) departs from the dense one, and which sites account
 # for the loss increase.
 #
-# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): HOWLONG_01. The dense pass, the
-# dense PCA and every report computed (each d' visited, the interleaved comparison) are kept in the cache
-# (`CACHE_DIR`, shared with notebooks 02 and 05), so a second run reads them back. A d' move is one emulated
-# forward (about twice that with the prediction decomposition ticked); layer moves are instant. Not measured
-# on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well under a minute.
+# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): a first Run All 75 s, a second 15 s
+# (idle 2-core CPU, measured by `bench/bench_notebooks.py`). The dense pass, the dense PCA and every report
+# computed (each d' visited, the interleaved comparison) are kept in the cache (`CACHE_DIR`, shared with
+# notebooks 02 and 05), so a second run reads them back. A d' move is one emulated forward (about twice that
+# with the prediction decomposition ticked); layer moves are instant. Not measured on a GPU. The CI run (2
+# layers, 2 × 64 tokens) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

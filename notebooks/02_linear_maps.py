@@ -31,11 +31,12 @@
 # writers, attention or MLP), how that changes along depth, and that a sliced map keeps its largest
 # singular values while its rank drops to d'.
 #
-# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): HOWLONG_02. The dense pass, the
-# dense PCA and every report computed are kept in the cache (`CACHE_DIR`, shared with notebooks 01 and 05),
-# so a second run reads them back. A d' move is one emulated forward pass and the map statistics; a layer or
-# map move computes the singular values of that layer's maps. Not measured on a GPU. The CI run (2 layers,
-# 2 × 64 tokens) takes well under a minute.
+# **How long.** Default sizes (8 × 256 calibration, 2 × 256 eval tokens): a first Run All 56 s, a second 15 s
+# (idle 2-core CPU, measured by `bench/bench_notebooks.py`). The dense pass, the dense PCA and every report
+# computed are kept in the cache (`CACHE_DIR`, shared with notebooks 01 and 05), so a second run reads them
+# back. A d' move is one emulated forward pass and the map statistics; a layer or map move computes the
+# singular values of that layer's maps. Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well
+# under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

@@ -49,11 +49,12 @@
 # alone: how far the paper's law is off on a real model, what the Fisher-increment predictors get right,
 # and how a measured point tells you which one to trust.
 #
-# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items):
-# HOWLONG_03. The sweep folder (`SWEEP_DIR`, by default one per settings in the cache) keeps the dense
-# metrics, the dense statistics and every measured point, so a second run reads them back. A slider move is
-# instant; Measure takes one evaluation (`dense` bases) or a SliceGPT calibration too (`interleaved`). Not
-# measured on a GPU. The CI run (2 layers, 2 × 64 tokens) takes well under a minute.
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, 16 MC items): a first
+# Run All 85 s, a second 21 s (idle 2-core CPU, measured by `bench/bench_notebooks.py`). The sweep folder
+# (`SWEEP_DIR`, by default one per settings in the cache) keeps the dense metrics, the dense statistics and
+# every measured point, so a second run reads them back. A slider move is instant; Measure takes one
+# evaluation (`dense` bases) or a SliceGPT calibration too (`interleaved`). Not measured on a GPU. The CI run
+# (2 layers, 2 × 64 tokens) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id

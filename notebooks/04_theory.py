@@ -33,10 +33,11 @@
 # the paper's law assumes and how far it is off, how a second-order expansion does better — and that two
 # models of similar size can respond very differently to the same sparsity.
 #
-# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, two models):
-# HOWLONG_04. The dense metrics, the PCA, the sliced models, the Fisher tables and the comparison's measured
-# points are kept in the cache (`CACHE_DIR`), so a second run reads them back. Not measured on a GPU. The CI
-# run (2 layers, 2 × 64 tokens, SmolLM2 against itself) takes well under a minute.
+# **How long.** Default sizes (8 × 256 calibration, 8 × 256 eval, 4 gradient windows, two models): a first Run
+# All 136 s, a second 30 s (idle 2-core CPU, measured by `bench/bench_notebooks.py`). The dense metrics, the
+# PCA, the sliced models, the Fisher tables and the comparison's measured points are kept in the cache
+# (`CACHE_DIR`), so a second run reads them back. Not measured on a GPU. The CI run (2 layers, 2 × 64 tokens,
+# SmolLM2 against itself) takes well under a minute.
 
 # %% tags=["parameters"]
 MODEL = "smollm2-135m-instruct"  # alias, local Hugging Face folder or hub id
