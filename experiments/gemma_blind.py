@@ -108,7 +108,6 @@ def table() -> None:
             e = [abs(x[n]) for x in rows if x["corpus"] == c]
             summary.setdefault(n, {})[c] = {"mean": sum(e) / len(e), "max": max(e)}
     out = {"rows": rows, "summary": summary}
-    (RESULTS / "gemma3_blind.json").write_text(json.dumps(out, indent=1))
     for n, per in summary.items():
         cells = (f"{c[:10]:>10} {v['mean']:6.1f}/{v['max']:6.1f}" for c, v in per.items())
         print(f"{n:<18} " + "  ".join(cells))

@@ -22,8 +22,8 @@ import math
 from typing import Any
 
 from ..errors import UsageError
-from ..eval.uncertainty import Z
 from .anchor import Anchor, anchored_rel_sigma
+from .jvp import interval
 from .registry import DenseMetrics, Prediction, Predictor, from_dloss, get_predictor, register_predictor
 
 # every constant of the definition (experiments/results/ours_v3.md, part 2; experiments/select_v3.py)
@@ -53,10 +53,8 @@ def dloss(b: float, s: float) -> float:
 
 
 def band(ppl0: float, dl: float, centre: float, sd: float) -> tuple[float, float]:
-    """PPL₀·exp(ΔL·e^{centre ∓ z·sd}), sorted (a bound past the float range saturates at e^700)."""
-    lo, hi = sorted((dl * math.exp(centre - Z * sd), dl * math.exp(centre + Z * sd)))
-    ln0 = math.log(ppl0)
-    return math.exp(min(ln0 + lo, 700.0)), math.exp(min(ln0 + hi, 700.0))
+    """PPL₀·exp(ΔL·e^{centre ∓ z·sd}): `jvp.interval` around ΔL·e^centre."""
+    return interval(ppl0, dl * math.exp(centre), sd)
 
 
 def _ours(dense: DenseMetrics, dim: int, stat: Any) -> Prediction | None:
