@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml Makefile
 
 test: setup
 	$(BIN)/ruff check slicedim_lab tests bench notebooks experiments
-	$(BIN)/python -m pytest -q --durations=25 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25 tests
 
 # The first tier alone (tiny random-weight models and the tokenizer; about a minute): for a quick loop.
 test-unit: setup

@@ -7,6 +7,7 @@ and renamed into place, so an interrupted or failing write leaves neither a part
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -67,3 +68,17 @@ def atomic_folder(target: str | Path, write: Callable[[Path], None], *, replace:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block: processes that would do the same
+    long write (e.g. two notebooks converting one model) take turns instead of doing it twice."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -35,7 +35,7 @@ from transformers import (
 
 from ..adapters import adapter_for
 from ..errors import UsageError
-from ..files import atomic_folder
+from ..files import atomic_folder, file_lock
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -253,8 +253,17 @@ def ensure_alias_cached(alias: str) -> Path:
     marker = target / _SOURCE_FILE
     if marker.is_file() and json.loads(marker.read_text()) == record:
         return target
-    if target.exists():  # stale conversion (different wheel): replace it
-        shutil.rmtree(target)
+    with file_lock(target.parent / f".{target.name}.lock"):  # one conversion at a time; the others reuse it
+        if marker.is_file() and json.loads(marker.read_text()) == record:
+            return target
+        if target.exists():  # stale conversion (different wheel): replace it
+            shutil.rmtree(target)
+        _convert(gguf, target, record)
+    return target
+
+
+def _convert(gguf: Path, target: Path, record: dict[str, Any]) -> None:
+    """Dequantise the GGUF into an ordinary float32 HF folder at `target` (atomically)."""
 
     def write(folder: Path) -> None:
         src = str(gguf.parent)
@@ -271,7 +280,6 @@ def ensure_alias_cached(alias: str) -> Path:
         (folder / _SOURCE_FILE).write_text(json.dumps(record))
 
     atomic_folder(target, write)
-    return target
 
 
 def keep_first_layers(model: nn.Module, n: int | None) -> nn.Module:

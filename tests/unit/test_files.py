@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from slicedim_lab.files import atomic_file, atomic_folder, write_json, write_text
+from slicedim_lab.files import atomic_file, atomic_folder, file_lock, write_json, write_text
 
 
 def test_atomic_folder(tmp_path: Path) -> None:
@@ -53,3 +56,18 @@ def test_atomic_file_complete_or_absent(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # and no temp file is left
     write_text(path, "plain")
     assert path.read_text() == "plain"
+
+
+def test_file_lock_makes_processes_take_turns(tmp_path: Path) -> None:
+    """While one process holds the lock, another waits: their critical sections never overlap."""
+    lock, log = tmp_path / "x.lock", tmp_path / "log.txt"
+    child = ("import sys, time; from slicedim_lab.files import file_lock\n"
+             "with file_lock(sys.argv[1]):\n"
+             "    open(sys.argv[2], 'a').write('child-in\\n')\n")
+    with file_lock(lock):
+        proc = subprocess.Popen([sys.executable, "-c", child, str(lock), str(log)])
+        time.sleep(1.0)  # the child is blocked on the lock meanwhile
+        assert not log.exists()
+        log.write_text("parent-out\n")
+    assert proc.wait(timeout=60) == 0
+    assert log.read_text().splitlines() == ["parent-out", "child-in"]
