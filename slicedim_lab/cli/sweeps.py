@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 from .. import schema
@@ -25,7 +26,25 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="slice at each d', measure, predict beside; resumable")
     add_common_options(p)
     add_options(p, sweep=True)
+    add_predictors_option(p, default="all")
     p.set_defaults(func=cmd_sweep)
+
+
+def add_predictors_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--predictors", default=None,
+                   help="comma-separated predictors, or 'all': only the dense statistics they read are "
+                        f"built (default: {default}; a predictor whose statistic is built comes too, and "
+                        "one that reads none, e.g. paper; the semi-interleaved Fisher tables cost a pass per "
+                        "width)")
+
+
+def chosen_predictors(text: str | None, default: list[str] | None) -> list[str] | None:
+    """`--predictors` as registered names (None: every predictor); an unknown name fails in one line."""
+    if text is None:
+        return default
+    if text.strip() == "all":
+        return None
+    return [get_predictor(n.strip()).name for n in text.split(",") if n.strip()]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -35,12 +54,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg, sparsities, dims = config_from_args(args)
     if args.plan and getattr(args, "target", None) is not None:
         raise UsageError("--plan measures planned widths beside --sparsities or --dims, not a --target")
+    chosen = chosen_predictors(args.predictors, None)
+    if chosen is not None and (args.plan or getattr(args, "target", None) is not None):
+        raise UsageError("--predictors chooses the predictions of a plain sweep (not --plan or --target)")
     target = parse_target(args.target) if args.target is not None else None
     executor = executor_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
     if target is not None:
         return _target(args, cfg, target, executor, log)
-    sweep = run_planned_sweep if args.plan else run_sweep
+    sweep = run_planned_sweep if args.plan else partial(run_sweep, predictors=chosen)
     try:
         rows = sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
                      batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
@@ -93,10 +115,7 @@ def add_predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predicted PPL/accuracy at each d' (dense model only)")
     add_common_options(p)
     add_options(p, sweep=False)
-    p.add_argument("--predictors", default=None,
-                   help="comma-separated predictors, or 'all': only the dense statistics they read are "
-                        "built (default: the basis's headline, and every predictor its statistic or none "
-                        "serves, e.g. paper; the semi-interleaved Fisher tables cost a pass per width)")
+    add_predictors_option(p, default="the basis's headline")
     p.set_defaults(func=cmd_predict)
 
 
@@ -104,12 +123,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predictions only: dense metrics + the dense-only statistics; never slices or projects the model."""
 
     cfg, sparsities, dims = config_from_args(args)
-    if args.predictors is None:
-        chosen: list[str] | None = [headline(cfg.basis)]
-    elif args.predictors.strip() == "all":
-        chosen = None
-    else:
-        chosen = [get_predictor(n.strip()).name for n in args.predictors.split(",") if n.strip()]
+    chosen = chosen_predictors(args.predictors, [headline(cfg.basis)])
     res = predict_only(cfg, sparsities=sparsities, dims=dims, cache=args.cache, batch_size=args.batch_size,
                        device=args.device, progress=not args.no_progress, predictors=chosen)
     stream = sys.stderr if args.json == "-" else sys.stdout

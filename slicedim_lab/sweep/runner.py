@@ -412,14 +412,16 @@ def refresh_predictions(out: str | Path) -> list[dict]:
 def run_sweep(cfg: SweepConfig, out: str | Path, *, sparsities: list[float] | None = None,
               dims: list[int] | None = None, fresh: bool = False, batch_size: int = 4, device: str = "auto",
               lm: LoadedModel | None = None, progress: bool = True, report: bool = True,
-              log: Log = print, executor: Executor | None = None) -> list[dict]:
+              log: Log = print, executor: Executor | None = None,
+              predictors: Sequence[str] | None = None) -> list[dict]:
     """Run (or resume) a sweep into `out`; returns all rows (see `sweep/folder.py` for the files). Points
-    that fail for good raise `PointsFailed` once the others are in."""
+    that fail for good raise `PointsFailed` once the others are in. `predictors`: only the statistics these
+    read are built (None: all), as in `predict_only`."""
     sweep = open_sweep(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh, progress=progress,
                        log=log, executor=executor)
     try:
         points = sweep.with_anchors(sweep.points(sparsities, dims))
-        return SweepRunner(sweep, [d for d, _ in points]).run(points, report=report)
+        return SweepRunner(sweep, [d for d, _ in points], predictors).run(points, report=report)
     finally:
         sweep.executor.close()
 
