@@ -169,8 +169,11 @@ def _assemble(model: nn.Module, run: Run, settings: dict) -> SlicedForCausalLM:
     missing, unexpected = sliced.load_state_dict(sd, assign=True, strict=False)
     if unexpected or [k for k in missing if not (run.tied and k == a.lm_head + ".weight")]:
         raise RuntimeError(f"sliced state dict mismatch: missing {missing}, unexpected {unexpected}")
+    own = dict(sliced.named_buffers())
     for name, buf in model.named_buffers():  # non-persistent buffers (rotary frequencies) are not in sd
-        if sliced.get_buffer(name).is_meta:
+        # one the sliced model's config does not declare is one it never reads (e.g. the global layers'
+        # rotary of a Gemma 3 cut to its first, local layers by `keep_first_layers`)
+        if name in own and own[name].is_meta:
             mod, _, bname = name.rpartition(".")
             sliced.get_submodule(mod).register_buffer(bname, buf, persistent=False)
     if run.tied:

@@ -179,6 +179,28 @@ def test_notebook_runs_in_jupyterlab(name: str, lab_runs: tuple[Path, dict[str, 
     assert record["figures"], record
 
 
+@pytest.mark.skipif(not os.environ.get("SLICEDIM_GEMMA_BROWSER"),
+                    reason="notebook 00 on Gemma 3 in JupyterLab: set SLICEDIM_GEMMA_BROWSER=1 (about 2 min)")
+def test_quickstart_runs_on_gemma3_in_jupyterlab(browser_ready: None, tmp_path: Path,
+                                                 notebook_params: Callable[..., dict]) -> None:
+    """Notebook 00 with MODEL = "gemma3-270m" runs all cells in JupyterLab, its site slider redraws the
+    spectrum and Generate answers (the second embedded model, issue 21)."""
+    name = "00_quickstart"
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    prepare(NB_DIR / f"{name}.ipynb", lab, **{**notebook_params(name, tmp_path / name, True),
+                                              "MODEL": "gemma3-270m"})
+    job = {"notebook": f"{name}.ipynb", "shots": str(tmp_path / "screenshots"), **INTERACTIONS[name]}
+    with jupyterlab(lab, tmp_path) as (url, token):
+        (result,) = drive(url, token, [job])
+    print(f"screenshots: {tmp_path / 'screenshots'}\n" + "\n".join(result["log"]))
+    assert not result["errors"], result["errors"]
+    assert result["plots"] >= 1 and result["changed"], result
+    assert "dense" in result["answers"], result["answers"]
+    record = json.loads((tmp_path / name / "out" / f"{name}.json").read_text())
+    assert record["figures"], record
+
+
 def check_pages(pages: list[Path], shots: Path, timeout_s: int = 120) -> list[dict]:
     """Run `browser/check_pages.js` over `pages` (opened from disk, network blocked); its JSON results."""
     args = {"pages": [str(p) for p in pages], "shots": str(shots), "timeout_s": timeout_s}

@@ -152,6 +152,19 @@ def test_post_norm_blocks_keep_their_width_and_map_into_the_site() -> None:
     assert param_breakdown(model)["post_norm_maps"] == 0  # the dense model's post-norms are norms
 
 
+def test_a_gemma3_cut_to_its_local_layers_slices() -> None:
+    """`keep_first_layers` (the notebooks' MAX_LAYERS) can leave a Gemma 3 with sliding-window layers only:
+    its sliced model then declares no global rotary buffer; slicing keeps the dense function at full width."""
+    from slicedim_lab.load.models import keep_first_layers
+
+    model = keep_first_layers(tiny_model("gemma3", dtype=torch.float64), 1)
+    assert set(model.config.layer_types) == {"sliding_attention"}
+    x = ids()
+    res = slice_model(model, x, [D] * 3, progress=False)  # 2 sites per layer + the head's input
+    assert rel(res.model(x).logits, model(x).logits) <= 1e-6
+    assert slice_model(model, x, [D - 16] * 3, progress=False).model(x).logits.isfinite().all()
+
+
 def test_widths_from_sparsity() -> None:
     assert dim_for_sparsity(0.25, 576) == 432
     assert dim_for_sparsity(0.1, 576) == 512  # int(518.4) = 518, rounded down to a multiple of 8
