@@ -3,6 +3,7 @@ freeze.
 
     .venv/bin/python experiments/gemma_blind.py record      # measured points -> results/gemma3_measured.json
     .venv/bin/python experiments/gemma_blind.py predict     # slicedim predict on each corpus (dense only)
+    .venv/bin/python experiments/gemma_blind.py fisher [CORPUS ...]  # every other predictor too (after)
     .venv/bin/python experiments/gemma_blind.py table       # errors, coverage, interval widths -> results/
     .venv/bin/python experiments/gemma_blind.py slicing     # the measured record as a markdown table
 
@@ -29,8 +30,8 @@ from slicedim_lab.sweep.runner import predict_only
 MODEL = "gemma3-270m"
 CORPORA = ["python-docs", "stdlib-moddocs", "git-relnotes", "cmake-help"]
 DIMS = [576, 512, 448, 384, 320]  # s = 0.1 … 0.5 of D = 640
-# the frozen headline (and what comes free with its statistic: jvp_power, paper); the Fisher family's tables
-# were not made on Gemma 3 (two CPU cores, shared: time)
+# the frozen headline (and what comes free with its statistic: jvp_power, paper); `fisher` adds every other
+# registered predictor (the Fisher family, untouched since before Gemma 3 was measured) where time allowed
 PREDICTORS = ["ours"]
 ANCHORS = (448, 320)  # s = 0.3 and 0.5, as make demo's 400 and 288 of SmolLM2's 576
 MEASURED = RESULTS / "gemma3_measured.json"
@@ -76,6 +77,24 @@ def predict() -> None:
         print(f"{c}: predicted in {res['seconds']:.0f} s")
 
 
+def fisher(corpora: list[str]) -> None:
+    """Every registered predictor on `corpora` (the JVP reused from `predict`'s cache): <corpus>.all.json."""
+    for c in corpora or CORPORA:
+        f = PRED / f"{c}.all.json"
+        if f.exists():
+            continue
+        res = predict_only(config(c), dims=DIMS, cache=PRED / f"cache-{c}", device="cpu", progress=False,
+                           predictors=None)
+        f.write_text(json.dumps(res, indent=1))
+        print(f"{c}: every predictor in {res['seconds']:.0f} s")
+
+
+def _predicted(c: str) -> dict:
+    """The predictions of corpus `c`: every predictor's where `fisher` ran, else the headline's."""
+    every = PRED / f"{c}.all.json"
+    return json.loads((every if every.exists() else PRED / f"{c}.json").read_text())
+
+
 def table() -> None:
     rec = json.loads(MEASURED.read_text())["corpora"]
     rows, summary = [], {}
@@ -83,7 +102,7 @@ def table() -> None:
         if c not in rec or not (PRED / f"{c}.json").exists():
             print(f"{c}: not measured or not predicted; left out")
             continue
-        res = json.loads((PRED / f"{c}.json").read_text())
+        res = _predicted(c)
         dense = rec[c]["dense"]
         if abs(res["dense"]["ppl"] / dense["ppl"] - 1) > 1e-4:
             raise SystemExit(f"{c}: dense PPL {res['dense']['ppl']} predicted, {dense['ppl']} measured")
@@ -164,8 +183,13 @@ def slicing() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("record", "predict", "table", "slicing"))
-    {"record": record, "predict": predict, "table": table, "slicing": slicing}[ap.parse_args().step]()
+    ap.add_argument("step", choices=("record", "predict", "fisher", "table", "slicing"))
+    ap.add_argument("corpora", nargs="*", help="fisher: these corpora only (default: all four)")
+    args = ap.parse_args()
+    if args.step == "fisher":
+        fisher(args.corpora)
+    else:
+        {"record": record, "predict": predict, "table": table, "slicing": slicing}[args.step]()
 
 
 if __name__ == "__main__":
