@@ -65,28 +65,23 @@ def record() -> None:
     print(f"wrote {MEASURED}")
 
 
-def predict() -> None:
+def predict(corpora: list[str] | None = None, predictors: list[str] | None = PREDICTORS,
+            suffix: str = "") -> None:
+    """`predict_only` on each corpus into runs/lab-gemma-pred/<corpus><suffix>.json (reusing its cache)."""
     PRED.mkdir(parents=True, exist_ok=True)
-    for c in CORPORA:
-        f = PRED / f"{c}.json"
+    for c in corpora or CORPORA:
+        f = PRED / f"{c}{suffix}.json"
         if f.exists():
             continue
         res = predict_only(config(c), dims=DIMS, cache=PRED / f"cache-{c}", device="cpu", progress=False,
-                           predictors=PREDICTORS)
+                           predictors=predictors)
         f.write_text(json.dumps(res, indent=1))
         print(f"{c}: predicted in {res['seconds']:.0f} s")
 
 
 def fisher(corpora: list[str]) -> None:
     """Every registered predictor on `corpora` (the JVP reused from `predict`'s cache): <corpus>.all.json."""
-    for c in corpora or CORPORA:
-        f = PRED / f"{c}.all.json"
-        if f.exists():
-            continue
-        res = predict_only(config(c), dims=DIMS, cache=PRED / f"cache-{c}", device="cpu", progress=False,
-                           predictors=None)
-        f.write_text(json.dumps(res, indent=1))
-        print(f"{c}: every predictor in {res['seconds']:.0f} s")
+    predict(corpora, predictors=None, suffix=".all")
 
 
 def _predicted(c: str) -> dict:
