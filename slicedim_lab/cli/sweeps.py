@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import schema
 from ..errors import UsageError
-from ..predict.registry import get_predictor, headline
+from ..predict.registry import get_predictor, headline, predictors
 from ..sweep.executors import PointsFailed
 from ..sweep.folder import read_rows
 from ..sweep.options import add_options, config_from_args, executor_from_args
@@ -26,7 +26,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="slice at each d', measure, predict beside; resumable")
     add_common_options(p)
     add_options(p, sweep=True)
-    add_predictors_option(p, default="all")
+    add_predictors_option(p, default="all; for --target the headline alone")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -54,14 +54,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg, sparsities, dims = config_from_args(args)
     if args.plan and getattr(args, "target", None) is not None:
         raise UsageError("--plan measures planned widths beside --sparsities or --dims, not a --target")
-    chosen = chosen_predictors(args.predictors, None)
-    if chosen is not None and (args.plan or getattr(args, "target", None) is not None):
-        raise UsageError("--predictors chooses the predictions of a plain sweep (not --plan or --target)")
     target = parse_target(args.target) if args.target is not None else None
+    if args.plan and args.predictors is not None:
+        raise UsageError("--predictors chooses the predictions of a sweep or a --target search, not --plan")
     executor = executor_from_args(args)
     log = (lambda m: print(m, file=sys.stderr)) if args.json == "-" else print
-    if target is not None:
-        return _target(args, cfg, target, executor, log)
+    if target is not None:  # the headline alone unless --predictors adds others ('all': every one)
+        chosen = chosen_predictors(args.predictors, [])
+        return _target(args, cfg, target, executor, log,
+                       [p.name for p in predictors()] if chosen is None else chosen)
+    chosen = chosen_predictors(args.predictors, None)
     sweep = run_planned_sweep if args.plan else partial(run_sweep, predictors=chosen)
     try:
         rows = sweep(cfg, args.out, sparsities=sparsities, dims=dims, fresh=args.fresh,
@@ -88,12 +90,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _target(args: argparse.Namespace, cfg, target, executor, log) -> int:
+def _target(args: argparse.Namespace, cfg, target, executor, log, chosen: list[str]) -> int:
     """`slicedim sweep --target`: the narrowest width meeting the target in at most three measured widths."""
     try:
         res = run_target(cfg, args.out, target, fresh=args.fresh, batch_size=args.batch_size,
                          device=args.device, progress=not args.no_progress, report=not args.no_report,
-                         log=log, executor=executor)
+                         log=log, executor=executor, predictors=chosen)
     except PointsFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

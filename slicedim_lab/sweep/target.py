@@ -253,15 +253,19 @@ def target_lines(res: TargetResult, seconds_per_point: float | None = None) -> l
 
 def run_target(cfg, out, target: Target, *, fresh: bool = False, batch_size: int = 4, device: str = "auto",
                lm=None, progress: bool = True, report: bool = True, log: Callable[[str], None] = print,
-               executor=None) -> TargetResult:
+               executor=None, predictors: list[str] | None = None) -> TargetResult:
     """`slicedim sweep --target`: open (or resume) the sweep folder `out`, search, refresh every row's
-    predictions (with the measured widths as anchors of the headline) and render the report."""
+    predictions (with the measured widths as anchors of the headline) and render the report. Only the
+    statistics the headline and `predictors` read are built: the search reads the headline alone, and the
+    semi-interleaved Fisher tables at every candidate width would cost more than the measurements."""
     from .runner import SweepRunner, open_sweep
 
+    head = headline(cfg.basis)
+    wanted = [head, *(p for p in predictors or [] if p != head)]
     sweep = open_sweep(cfg, out, lm=lm, device=device, batch_size=batch_size, fresh=fresh, progress=progress,
                        log=log, executor=executor)
     try:
-        runner = SweepRunner(sweep)
+        runner = SweepRunner(sweep, predictors=wanted)
         if sweep.hidden not in runner.measured():
             runner.measure(sweep.hidden)  # the dense row: every table starts with it
         res = search_width(runner, target, log=log)

@@ -124,7 +124,21 @@ def test_cli_target_on_a_tiny_model(tmp_path, smol_tok, monkeypatch, capsys) -> 
     assert {row["dim"] for row in rows} == {64, *r["new"]}
     if r["answer"] is not None:
         assert r["measured"][str(r["answer"])] <= r["threshold"]
+    # the search reads the headline alone: only its statistic is built (no Fisher tables at every width)
+    assert (out / "jvp.pt").exists() and not (out / "fisher.pt").exists()
+    assert "ppl_pred_ours" in rows[-1] and "ppl_pred_fisher" not in rows[-1]
+    # --predictors adds predictors to the rows (their statistics built); the search is the same
+    every = tmp_path / "all"
+    assert main(["sweep", "--target", "ppl<=1.05x", *small, "--out", str(every), "--predictors", "all",
+                 "--json", str(tmp_path / "all.json")]) == rc
+    assert json.loads((tmp_path / "all.json").read_text())["new"] == r["new"]
+    assert (every / "fisher.pt").exists()
+    assert "ppl_pred_fisher" in json.loads((every / "results.json").read_text())["rows"][-1]
     capsys.readouterr()
+    assert main(["sweep", "--plan", "--sparsities", "0.3", *small, "--predictors", "ours",
+                 "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not --plan" in err[0]
     assert main(["sweep", "--target", "ppl>=2", *small, "--out", str(tmp_path / "u")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "malformed target" in err[0] and not (tmp_path / "u").exists()
