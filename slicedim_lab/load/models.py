@@ -269,7 +269,7 @@ def gguf_parsed_once() -> Iterator[None]:
     """Within the block, `gguf.GGUFReader(path)` parses each file once and hands the same reader back after.
 
     transformers parses a GGUF in full for the config, again for the weights and again for the tokenizer;
-    with a large vocabulary the metadata dominates (Gemma 3's 262,144 tokens: about 12 s per parse on one
+    with a large vocabulary the metadata dominates (Gemma 3's 262,144 tokens: about 15 s per parse on one
     core), so a conversion that shares one parse saves two of three. The reader is only read from."""
     import gguf
 
